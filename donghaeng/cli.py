@@ -1,0 +1,235 @@
+"""``donghaeng``: the one front door for admins and trainers.
+
+Every command wraps the real component: JupyterHub for ``up``, nbgrader's own apps for ``course``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .cohort import Cohort
+from .courses import CourseRunner, NbgraderError
+from .provision import ProvisionError, import_roster, prepare_lab
+from .roster import RosterError
+from .settings import REPO_ROOT, SETTINGS_ENV, Settings, SettingsError, load_settings
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    help="동행랩 관리 도구 / Donghaeng Lab admin & trainer tool.",
+    no_args_is_help=True, rich_markup_mode="rich",
+)
+cohort_app = typer.Typer(help="학습자 명단 관리 / Manage the cohort (accounts).", no_args_is_help=True)
+course_app = typer.Typer(help="과제 배포·수집·채점·피드백 / Release, collect, grade, feedback.",
+                         no_args_is_help=True)
+app.add_typer(cohort_app, name="cohort")
+app.add_typer(course_app, name="course")
+
+SettingsOpt = Annotated[Optional[Path], typer.Option(
+    "--settings", "-s", envvar=SETTINGS_ENV,
+    help="설정 파일(lab.toml) 경로 / path of the settings file.")]
+CourseArg = Annotated[str, typer.Argument(help="과정 아이디 (예: ai-basics) / course id.")]
+AssignmentArg = Annotated[str, typer.Argument(help="과제 이름 (예: m1-first-steps) / assignment name.")]
+
+
+def _settings(path: Optional[Path]) -> Settings:
+    try:
+        return load_settings(path)
+    except SettingsError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+
+
+def _runner(settings_path: Optional[Path], course_id: str) -> CourseRunner:
+    settings = _settings(settings_path)
+    try:
+        course = settings.course(course_id)
+    except KeyError as e:
+        err.print(f"[red]{e.args[0]}[/red]")
+        raise typer.Exit(2) from e
+    return CourseRunner(settings, course)
+
+
+def _fail(e: NbgraderError) -> typer.Exit:
+    err.print(f"[red]{e}[/red]")
+    if e.log:
+        err.print("[dim]nbgrader 기록(마지막 부분) / nbgrader log tail:[/dim]")
+        err.print(e.log[-3000:], markup=False, highlight=False)
+    return typer.Exit(1)
+
+
+@app.command()
+def up(
+    settings_path: SettingsOpt = None,
+    demo: Annotated[bool, typer.Option(help="데모 학습자 명단을 넣어요 / load the demo cohort.")] = False,
+) -> None:
+    """허브를 시작해요 / Start the hub (prepares folders, courses and accounts first)."""
+    settings = _settings(settings_path)
+    try:
+        report = prepare_lab(settings, demo=demo)
+    except (ProvisionError, RosterError) as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+    except NbgraderError as e:
+        raise _fail(e) from e
+    if demo:
+        _print_demo_accounts(settings, report.initial_passwords if report else {})
+    console.print(f"[bold green]동행랩을 시작해요[/bold green]: http://{settings.lab.ip}:{settings.lab.port}  "
+                  "(멈추려면 Ctrl+C / Ctrl+C to stop)")
+    hub = Path(sys.executable).parent / "jupyterhub"
+    os.environ[SETTINGS_ENV] = str(settings.source)
+    os.chdir(settings.paths.state)
+    os.execv(hub, [str(hub), "-f", str(REPO_ROOT / "hub" / "jupyterhub_config.py")])
+
+
+def _print_demo_accounts(settings: Settings, new_passwords: dict[str, str]) -> None:
+    table = Table(title="데모 계정 / Demo accounts")
+    for col in ("아이디 / login", "이름 / name", "역할 / role", "과정 / courses", "처음 비밀번호 / first password"):
+        table.add_column(col)
+    for account in Cohort(settings.paths.cohort_db).accounts():
+        p = account.person
+        password = new_passwords.get(p.login) or ("(이미 바꿨어요 / changed)" if not account.must_change
+                                                   else "(이전에 발급 / issued before)")
+        table.add_row(p.login, p.name, p.role, ", ".join(p.courses), password)
+    console.print(table)
+    console.print("처음 로그인하면 새 비밀번호를 정해요. 잊었다면: donghaeng cohort reset-password 아이디\n"
+                  "First login asks for a new password. Forgot it? donghaeng cohort reset-password LOGIN")
+
+
+@cohort_app.command("import")
+def cohort_import(
+    roster: Annotated[Path, typer.Argument(help="명단 파일 .csv 또는 .xlsx / roster file.", exists=True,
+                                           dir_okay=False)],
+    settings_path: SettingsOpt = None,
+) -> None:
+    """명단을 가져와요(여러 번 해도 같아요) / Import a roster; re-importing changes nothing."""
+    settings = _settings(settings_path)
+    try:
+        report, password_file = import_roster(settings, roster)
+    except RosterError as e:
+        err.print(f"[red]{e}[/red]\n아무것도 바꾸지 않았어요. 고친 뒤 다시 가져와 주세요. / Nothing was changed.")
+        raise typer.Exit(1) from e
+    except NbgraderError as e:
+        raise _fail(e) from e
+    console.print(f"새 계정 {len(report.created)}명, 바뀐 계정 {len(report.updated)}명, "
+                  f"그대로 {len(report.unchanged)}명 / created {len(report.created)}, "
+                  f"updated {len(report.updated)}, unchanged {len(report.unchanged)}")
+    if password_file:
+        console.print(f"처음 비밀번호는 관리자만 읽을 수 있는 파일에 있어요 / initial passwords: {password_file}")
+
+
+@cohort_app.command("list")
+def cohort_list(settings_path: SettingsOpt = None) -> None:
+    """계정 목록을 보여줘요 / List accounts."""
+    settings = _settings(settings_path)
+    table = Table()
+    for col in ("아이디", "이름", "역할", "과정", "비밀번호"):
+        table.add_column(col)
+    for a in Cohort(settings.paths.cohort_db).accounts():
+        table.add_row(a.login, a.person.name, a.person.role, ", ".join(a.person.courses),
+                      "처음 비밀번호" if a.must_change else "설정함")
+    console.print(table)
+
+
+@cohort_app.command("reset-password")
+def cohort_reset_password(login: str, settings_path: SettingsOpt = None) -> None:
+    """새 처음 비밀번호를 발급해요 / Issue a new first-login password."""
+    settings = _settings(settings_path)
+    try:
+        password = Cohort(settings.paths.cohort_db).reset_password(login)
+    except KeyError as e:
+        err.print(f"[red]'{login}' 계정이 없어요 / no such account.[/red]")
+        raise typer.Exit(1) from e
+    console.print(f"{login}: {password}  (다음 로그인 때 새 비밀번호를 정해요)")
+
+
+@course_app.command("release")
+def course_release(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
+    """과제를 만들어 학습자에게 배포해요 / Generate and release an assignment."""
+    runner = _runner(settings_path, course)
+    with console.status("과제를 만들고 배포하고 있어요… / releasing…"):
+        try:
+            runner.release(assignment)
+        except NbgraderError as e:
+            raise _fail(e) from e
+    console.print(f"[green]배포했어요[/green]: {course}/{assignment}")
+
+
+@course_app.command("collect")
+def course_collect(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
+    """제출물을 모아요 / Collect submissions."""
+    runner = _runner(settings_path, course)
+    with console.status("제출물을 모으고 있어요… / collecting…"):
+        try:
+            students = runner.collect(assignment)
+        except NbgraderError as e:
+            raise _fail(e) from e
+    console.print(f"제출한 학습자 {len(students)}명 / {len(students)} submissions: {', '.join(students)}")
+
+
+@course_app.command("autograde")
+def course_autograde(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
+    """모은 제출물을 자동 채점해요 / Autograde collected submissions."""
+    runner = _runner(settings_path, course)
+    try:
+        total = len(runner.submitted(assignment))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("자동 채점 / autograding", total=total)
+            result = runner.autograde(assignment, on_step=lambda _: progress.advance(task))
+    except NbgraderError as e:
+        raise _fail(e) from e
+    console.print(f"채점 완료 {len(result.ok)}명 / graded {len(result.ok)}")
+    for student, log in result.failed.items():
+        err.print(f"[red]{student}: 채점하지 못했어요(제출물은 그대로 있어요) / could not grade (submission kept)[/red]")
+        err.print(log[-1500:], markup=False, highlight=False)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@course_app.command("feedback")
+def course_feedback(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
+    """피드백을 만들어 돌려줘요 / Generate and release feedback."""
+    runner = _runner(settings_path, course)
+    with console.status("피드백을 만들고 있어요… / generating feedback…"):
+        try:
+            runner.feedback(assignment)
+        except NbgraderError as e:
+            raise _fail(e) from e
+    console.print(f"[green]피드백을 돌려줬어요[/green]: {course}/{assignment}")
+
+
+@app.command()
+def status(settings_path: SettingsOpt = None) -> None:
+    """허브·과정·제출 현황을 보여줘요 / Show hub, courses and submissions."""
+    settings = _settings(settings_path)
+    url = f"http://{settings.lab.ip}:{settings.lab.port}/hub/api"
+    try:
+        version = httpx.get(url, timeout=3).json()["version"]
+        console.print(f"허브: [green]실행 중[/green] (JupyterHub {version}) {url}")
+    except (httpx.HTTPError, ValueError, KeyError):
+        console.print(f"허브: [yellow]멈춤[/yellow] / hub not running at {url}")
+    accounts = Cohort(settings.paths.cohort_db).accounts() if settings.paths.cohort_db.exists() else []
+    console.print(f"계정 {len(accounts)}개 / {len(accounts)} accounts")
+    table = Table(title="과정 / courses")
+    for col in ("과정", "과제", "배포", "제출", "채점"):
+        table.add_column(col)
+    for course in settings.courses:
+        runner = CourseRunner(settings, course)
+        for assignment in runner.assignments():
+            released = (settings.paths.exchange / course.id / "outbound" / assignment).is_dir()
+            graded = (runner.root / "autograded")
+            graded_n = sum(1 for p in graded.glob(f"*/{assignment}")) if graded.is_dir() else 0
+            table.add_row(course.id, assignment, "예" if released else "아니요",
+                          str(len(runner.submitted(assignment))), str(graded_n))
+    console.print(table)

@@ -1,0 +1,203 @@
+"""The cohort: who may log in, their role, courses and password hash (one SQLite file).
+
+The hub's authenticator and the ``donghaeng cohort`` commands both go through :class:`Cohort`;
+nothing else reads or writes this database.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import bcrypt
+
+from .roster import Person
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    login TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    email TEXT,
+    phone TEXT,
+    password_hash TEXT NOT NULL,
+    must_change INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS enrolments (
+    login TEXT NOT NULL REFERENCES accounts(login) ON DELETE CASCADE,
+    course TEXT NOT NULL,
+    PRIMARY KEY (login, course)
+);
+"""
+# Unambiguous characters only: initial passwords are read aloud and typed by non-technical learners.
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+@dataclass(frozen=True)
+class Account:
+    person: Person
+    password_hash: str
+    must_change: bool
+
+    @property
+    def login(self) -> str:
+        return self.person.login
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    initial_passwords: dict[str, str] = field(default_factory=dict)
+
+
+class PasswordPolicyError(ValueError):
+    """A new password does not meet the policy; the message is Korean for the learner."""
+
+
+def new_initial_password() -> str:
+    groups = ["".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(4)) for _ in range(3)]
+    return "-".join(groups)
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+
+class Cohort:
+    """Accounts and enrolments stored in ``state/cohort.sqlite`` (readable by root only)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+        os.chmod(db_path, 0o600)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=30)
+        db.execute("PRAGMA foreign_keys = ON")
+        try:
+            with db:  # one transaction: committed on success, rolled back on any error
+                yield db
+        finally:
+            db.close()
+
+    # -- reading -----------------------------------------------------------------------------
+    def _load(self, db: sqlite3.Connection, where: str = "", args: tuple = ()) -> list[Account]:
+        rows = db.execute(
+            f"SELECT login, name, role, email, phone, password_hash, must_change FROM accounts {where} "
+            "ORDER BY login", args,
+        ).fetchall()
+        courses: dict[str, list[str]] = {}
+        for login, course in db.execute("SELECT login, course FROM enrolments ORDER BY course"):
+            courses.setdefault(login, []).append(course)
+        return [
+            Account(
+                Person(login=r[0], name=r[1], role=r[2], email=r[3], phone=r[4],
+                       courses=tuple(courses.get(r[0], ()))),
+                password_hash=r[5], must_change=bool(r[6]),
+            )
+            for r in rows
+        ]
+
+    def accounts(self) -> list[Account]:
+        with self._connect() as db:
+            return self._load(db)
+
+    def get(self, login: str) -> Account | None:
+        with self._connect() as db:
+            found = self._load(db, "WHERE login = ?", (login,))
+        return found[0] if found else None
+
+    # -- writing -----------------------------------------------------------------------------
+    def import_people(self, people: Iterable[Person]) -> ImportReport:
+        """Create or update accounts in one transaction; passwords of existing accounts are kept."""
+        report = ImportReport()
+        with self._connect() as db:
+            existing = {a.login: a.person for a in self._load(db)}
+            for person in people:
+                old = existing.get(person.login)
+                if old == person:
+                    report.unchanged.append(person.login)
+                    continue
+                if old is None:
+                    password = new_initial_password()
+                    db.execute(
+                        "INSERT INTO accounts (login, name, role, email, phone, password_hash, must_change)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 1)",
+                        (person.login, person.name, person.role, person.email, person.phone,
+                         hash_password(password)),
+                    )
+                    report.created.append(person.login)
+                    report.initial_passwords[person.login] = password
+                else:
+                    db.execute(
+                        "UPDATE accounts SET name = ?, role = ?, email = ?, phone = ? WHERE login = ?",
+                        (person.name, person.role, person.email, person.phone, person.login),
+                    )
+                    db.execute("DELETE FROM enrolments WHERE login = ?", (person.login,))
+                    report.updated.append(person.login)
+                db.executemany(
+                    "INSERT INTO enrolments (login, course) VALUES (?, ?)",
+                    [(person.login, course) for course in person.courses],
+                )
+        return report
+
+    def verify(self, login: str, password: str) -> Account | None:
+        """The account when *password* matches; None for an unknown login or a wrong password."""
+        account = self.get(login)
+        if account is None:
+            bcrypt.checkpw(b"timing", _DUMMY_HASH)  # same cost whether or not the login exists
+            return None
+        if bcrypt.checkpw(password.encode(), account.password_hash.encode()):
+            return account
+        return None
+
+    def set_password(self, login: str, new_password: str, min_length: int) -> None:
+        """Replace the password and clear the first-login flag."""
+        if len(new_password) < min_length:
+            raise PasswordPolicyError(f"비밀번호는 {min_length}자 이상으로 정해 주세요.")
+        if new_password.isdigit() or new_password.isalpha():
+            raise PasswordPolicyError("비밀번호에 글자와 숫자를 섞어 주세요.")
+        with self._connect() as db:
+            db.execute(
+                "UPDATE accounts SET password_hash = ?, must_change = 0 WHERE login = ?",
+                (hash_password(new_password), login),
+            )
+
+    def reset_password(self, login: str) -> str:
+        """Give the account a fresh initial password that must be changed at next login."""
+        password = new_initial_password()
+        with self._connect() as db:
+            cur = db.execute(
+                "UPDATE accounts SET password_hash = ?, must_change = 1 WHERE login = ?",
+                (hash_password(password), login),
+            )
+        if cur.rowcount == 0:
+            raise KeyError(login)
+        return password
+
+
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+def write_password_file(directory: Path, passwords: dict[str, str]) -> Path:
+    """Write initial passwords to a root-only CSV so they can be handed out once."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"initial-passwords-{datetime.now():%Y%m%d-%H%M%S}.csv"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["아이디", "처음 비밀번호"])
+        writer.writerows(sorted(passwords.items()))
+    return path

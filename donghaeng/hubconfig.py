@@ -1,0 +1,109 @@
+"""The one place that maps ``lab.toml`` and the cohort onto JupyterHub's traitlets.
+
+``hub/jupyterhub_config.py`` only loads the settings and calls :func:`apply_config`, as TLJH does.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .roles import hub_roles
+from .settings import REPO_ROOT, Settings
+
+# What a learner's server token may do: nbgrader's JupyterHubAuthPlugin reads the user's own groups
+# to list their courses; everything else a server needs is in JupyterHub's defaults.
+SERVER_TOKEN_SCOPES = [
+    "users:activity!user",
+    "access:servers!server",
+    "read:users:name!user",
+    "read:users:groups!user",
+]
+
+
+def proxy_command() -> list[str]:
+    """configurable-http-proxy installed into the project by npm, else one on PATH."""
+    local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("configurable-http-proxy")
+    if not found:
+        raise RuntimeError("configurable-http-proxy가 없어요. `./lab up`으로 설치해 주세요.")
+    return [found]
+
+
+def internal_ports(settings: Settings) -> dict[str, int]:
+    """Loopback ports next to the public one: hub API, proxy API, then one per course grader."""
+    port = settings.lab.port
+    ports = {"hub": port + 1, "proxy_api": port + 2}
+    ports.update({course.id: port + 10 + i for i, course in enumerate(settings.courses)})
+    return ports
+
+
+def grader_services(settings: Settings) -> list[dict]:
+    """One formgrader (a jupyterhub-singleuser) per course, running as that course's grader."""
+    ports = internal_ports(settings)
+    services = []
+    for course in settings.courses:
+        root = settings.paths.course_dir(course.id)
+        services.append({
+            "name": course.grader_user,
+            "url": f"http://127.0.0.1:{ports[course.id]}",
+            "command": [str(settings.lab.user_prefix / "bin" / "jupyterhub-singleuser")],
+            "user": course.grader_user,
+            "cwd": str(root),
+            "oauth_no_confirm": True,
+            "environment": {
+                "JUPYTERHUB_USER": course.grader_user,  # nbgrader's exchange needs a user name
+                "JUPYTERHUB_DEFAULT_URL": "/formgrader",
+                "JUPYTER_CONFIG_PATH": str(settings.paths.jupyter_config),
+                "DONGHAENG_AUTOGRADE_TIMEOUT": str(settings.lab.autograde_timeout),
+            },
+        })
+    return services
+
+
+def apply_config(c, settings: Settings) -> None:
+    """Set every traitlet the lab needs on the JupyterHub config object *c*."""
+    from .auth import RosterAuthenticator
+    from .spawner import SystemUserSpawner
+
+    lab, paths = settings.lab, settings.paths
+    paths.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    c.JupyterHub.bind_url = f"http://{lab.ip}:{lab.port}"
+    ports = internal_ports(settings)
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = ports["hub"]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
+    c.JupyterHub.db_url = f"sqlite:///{paths.hub_db}"
+    c.JupyterHub.cookie_secret_file = str(paths.cookie_secret)
+    c.JupyterHub.pid_file = str(paths.state / "jupyterhub.pid")
+    c.ConfigurableHTTPProxy.command = proxy_command()
+    c.ConfigurableHTTPProxy.pid_file = str(paths.state / "proxy.pid")
+    c.JupyterHub.template_paths = [str(REPO_ROOT / "hub" / "templates")]
+    c.JupyterHub.template_vars = {"lab_courses": {co.id: co.title for co in settings.courses}}
+
+    c.JupyterHub.authenticator_class = RosterAuthenticator
+    c.RosterAuthenticator.cohort_db = str(paths.cohort_db)
+    c.RosterAuthenticator.min_password_length = lab.min_password_length
+
+    c.JupyterHub.spawner_class = SystemUserSpawner
+    c.SystemUserSpawner.account_group = lab.learner_group
+    c.SystemUserSpawner.home_root = str(lab.home_root)
+    c.Spawner.cmd = [str(lab.user_prefix / "bin" / "jupyterhub-singleuser")]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.http_timeout = 60
+    c.Spawner.start_timeout = 120
+    c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
+    c.Spawner.environment = {
+        "JUPYTER_CONFIG_PATH": str(paths.jupyter_config),
+        "LANG": "C.UTF-8",
+    }
+
+    c.RosterAuthenticator.course_ids = [course.id for course in settings.courses]
+    c.Authenticator.manage_groups = True  # groups come from the cohort at every login and refresh
+    c.Authenticator.refresh_pre_spawn = True
+    c.Authenticator.auth_refresh_age = 60
+    c.JupyterHub.load_roles = hub_roles(settings)
+    c.JupyterHub.services = grader_services(settings)

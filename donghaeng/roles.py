@@ -1,0 +1,44 @@
+"""Roles: which hub groups a person belongs to and what each group may do (JupyterHub RBAC).
+
+Group names follow nbgrader's convention (``nbgrader-<course>`` for everyone in a course,
+``formgrade-<course>`` for its trainers), so nbgrader's JupyterHubAuthPlugin finds a learner's courses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from .roster import ROLES, Person
+from .settings import Settings
+
+
+def groups_for(person: Person, course_ids: Collection[str]) -> list[str]:
+    """The hub groups of *person*; courses no longer in lab.toml are skipped, the account is kept."""
+    groups = [person.role]
+    for course_id in person.courses:
+        if course_id not in course_ids:
+            continue
+        groups.append(f"nbgrader-{course_id}")
+        if person.role == "trainer":
+            groups.append(f"formgrade-{course_id}")
+    return groups
+
+
+def hub_roles(settings: Settings) -> list[dict]:
+    """RBAC roles: a course's trainers reach only that course's formgrader service."""
+    roles: list[dict] = [{"name": f"donghaeng-{role}", "groups": [role], "scopes": ["self"]} for role in ROLES]
+    for course in settings.courses:
+        roles.append({
+            "name": f"formgrade-{course.id}",
+            "description": f"{course.title}: 채점 도구(formgrader)",
+            "groups": [f"formgrade-{course.id}"],
+            "scopes": [f"access:services!service={course.grader_user}"],
+        })
+        roles.append({
+            "name": f"{course.grader_user}-service",
+            "description": "The course's formgrader reads who is in the course",
+            "services": [course.grader_user],
+            "scopes": ["list:users", "read:users:name", "read:users:groups", "list:groups",
+                       f"read:groups!group=nbgrader-{course.id}"],
+        })
+    return roles

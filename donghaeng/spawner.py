@@ -1,0 +1,29 @@
+"""Embedded spawner: each learner's server is a local process under their own system account."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import Unicode
+
+from .accounts import AccountError, ensure_system_user
+
+
+class SystemUserSpawner(LocalProcessSpawner):
+    """LocalProcessSpawner that creates the user's system account on first spawn (as TLJH does)."""
+
+    account_group = Unicode("donghaeng", help="Primary group of accounts the lab creates.").tag(config=True)
+    home_root = Unicode("/home", help="Parent folder of the accounts' home folders.").tag(config=True)
+
+    async def start(self):
+        try:
+            await asyncio.to_thread(ensure_system_user, self.user.name, self.account_group, Path(self.home_root))
+        except AccountError as e:
+            self.log.error("Cannot prepare account for %s: %s", self.user.name, e)
+            raise RuntimeError(
+                "실습 계정을 준비하지 못했어요. 강사나 관리자에게 알려 주세요. / "
+                "Could not prepare your lab account; please tell your trainer."
+            ) from e
+        return await super().start()
