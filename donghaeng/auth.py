@@ -9,6 +9,7 @@ password never creates a session: it leads to the change form, and only the new 
 from __future__ import annotations
 
 import asyncio
+from functools import cached_property
 from pathlib import Path
 
 from jupyterhub.auth import Authenticator
@@ -36,7 +37,7 @@ class RosterAuthenticator(Authenticator):
     def _default_allow_all(self) -> bool:
         return False
 
-    @property
+    @cached_property
     def cohort(self) -> Cohort:
         return Cohort(Path(self.cohort_db))
 

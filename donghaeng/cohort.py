@@ -188,7 +188,7 @@ class Cohort:
         return password
 
 
-_DUMMY_HASH = hash_password("not-a-real-password")
+_DUMMY_HASH = hash_password("not-a-real-password").encode()
 
 
 def write_password_file(directory: Path, passwords: dict[str, str]) -> Path:

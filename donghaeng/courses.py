@@ -28,6 +28,9 @@ c = get_config()  # noqa: F821
 load_subconfig({policy!r})  # noqa: F821
 c.CourseDirectory.root = {root!r}
 c.CourseDirectory.course_id = {course_id!r}
+# The course folder already scopes the grader to one course; learners' course lists come from
+# their hub groups (CohortAuthPlugin in the shared config).
+c.Authenticator.plugin_class = "nbgrader.auth.base.NoAuthPlugin"
 """
 
 
