@@ -31,6 +31,8 @@ def write_shared_config(settings: Settings) -> None:
         "c = get_config()  # noqa: F821\n"
         f"c.Exchange.root = {str(paths.exchange)!r}\n"
         "c.Exchange.path_includes_course = True\n"
+        "# refuse a submission that lacks a released notebook instead of grading it as empty\n"
+        "c.ExchangeSubmit.strict = True\n"
         "c.Authenticator.plugin_class = CohortAuthPlugin\n",
     )
     # The grading policy ships in graders/; copy it where grader accounts can read it.

@@ -1,0 +1,130 @@
+"""The whole path on a real hub: release → fetch → work → submit → collect → autograde → feedback.
+
+Learners use their own servers' nbgrader endpoints over HTTP (as the JupyterLab panel does); the
+trainer uses the ``donghaeng course`` commands.  Bad submissions must not stop or lose anyone's work.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from notebooks import solved
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"
+NOTEBOOK = f"{COURSE}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+WIDGET_ANSWER = {"m1-first-steps.q1": "앞에 나온 말을 보고, 다음에 올 말을 예측해서 이어 써요"}
+
+
+def put_file(user, path: str, text: str) -> None:
+    r = user.server("PUT", f"api/contents/{path}", json={"type": "file", "format": "text", "content": text})
+    assert r.status_code in (200, 201), r.text
+
+
+def assignment_action(user, action: str) -> dict | list:
+    r = user.server("POST", f"assignments/{action}", data={"course_id": COURSE, "assignment_id": ASSIGNMENT})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def run_as(user: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["runuser", "-u", user, "--", *cmd], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def released(lab):
+    lab.cli("course", "release", COURSE, ASSIGNMENT)
+    return lab
+
+
+@pytest.fixture(scope="module")
+def learners(released, logged_in):
+    ready = {}
+    for key in ("learner", "learner2"):
+        user = logged_in(key)
+        user.spawn()
+        ready[key] = user
+    return ready
+
+
+def test_learner_sees_and_fetches_the_released_assignment(learners):
+    learner = learners["learner"]
+    listed = learner.server("GET", "assignments", params={"course_id": COURSE}).json()
+    assert listed["success"] and [a["assignment_id"] for a in listed["value"]] == [ASSIGNMENT]
+    assert listed["value"][0]["status"] == "released"
+    after = assignment_action(learner, "fetch")
+    assert after["value"][0]["status"] == "fetched"
+    nb = nbformat.reads(json.dumps(learner.server("GET", f"api/contents/{NOTEBOOK}").json()["content"]), 4)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    assert "tokens = 6" not in text and "next_word = \"보내드릴게요\"" not in text
+
+
+def test_submit_autograde_feedback(lab, learners):
+    learner, learner2 = learners["learner"], learners["learner2"]
+    source = nbformat.read(REPO / "assignments" / COURSE / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    released_nb = nbformat.from_dict(learner.server("GET", f"api/contents/{NOTEBOOK}").json()["content"])
+    put_file(learner, NOTEBOOK, nbformat.writes(solved(released_nb, source)))
+    put_file(learner, f"{COURSE}/{ASSIGNMENT}/donghaeng_answers.json", json.dumps(WIDGET_ANSWER, ensure_ascii=False))
+    submitted = assignment_action(learner, "submit")
+    assert submitted["success"], submitted
+
+    # learner2 breaks the notebook file (not JSON any more) and submits it anyway
+    assignment_action(learner2, "fetch")
+    put_file(learner2, NOTEBOOK, '{"cells": [ this is not json')
+    assert assignment_action(learner2, "submit")["success"]
+
+    collected = lab.cli("course", "collect", COURSE, ASSIGNMENT)
+    assert learner.name in collected.stdout and learner2.name in collected.stdout
+
+    graded = lab.cli("course", "autograde", COURSE, ASSIGNMENT, check=False)
+    assert graded.returncode == 1  # one submission could not be graded…
+    assert f"{learner2.name}: 채점하지 못했어요" in graded.stderr  # …and the trainer is told whose
+    course_dir = lab.settings.paths.course_dir(COURSE)
+    broken = course_dir / "submitted" / learner2.name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert broken.read_text() == '{"cells": [ this is not json'  # nothing lost
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id=COURSE) as gb:
+        submission = gb.find_submission(ASSIGNMENT, learner.name)
+        assert submission.max_code_score == 6
+        assert submission.code_score == 6
+        assert submission.needs_manual_grade  # the reflection waits for the trainer
+
+    lab.cli("course", "feedback", COURSE, ASSIGNMENT)
+    after = assignment_action(learner, "fetch_feedback")
+    assert after["success"]
+    listing = learner.server("GET", f"api/contents/{COURSE}/{ASSIGNMENT}/feedback").json()["content"]
+    assert listing, "no feedback folder was fetched"
+    html_path = f"{listing[0]['path']}/{ASSIGNMENT}.html"
+    feedback = learner.server("GET", f"api/contents/{html_path}", params={"type": "file", "format": "text"})
+    html = feedback.json()["content"]
+    assert "점수" in html and "6" in html
+    (Path(lab.settings.paths.root).parent / "feedback.html").write_text(html, encoding="utf-8")
+
+
+def test_submission_without_the_notebook_is_refused(lab, learners):
+    learner2 = learners["learner2"]
+    r = learner2.server("DELETE", f"api/contents/{NOTEBOOK}")
+    assert r.status_code == 204
+    result = assignment_action(learner2, "submit")
+    assert not result["success"]
+    assert "missing" in result["value"].lower()
+
+
+def test_learners_cannot_read_each_other_or_the_course(lab, learners):
+    learner, learner2 = learners["learner"], learners["learner2"]
+    assert learner2.server("GET", "api/contents").status_code == 200
+    other = learner2.api("GET", f"/user/{learner.name}/api/contents")
+    assert other.status_code in (403, 404)
+    assert run_as(learner2.name, "ls", f"/home/{learner.name}").returncode != 0
+    course_dir = lab.settings.paths.course_dir(COURSE)
+    for path in (course_dir / "source", course_dir / "gradebook.db"):
+        assert run_as(learner.name, "ls", str(path)).returncode != 0, path
+    assert run_as(learner.name, "ls", str(REPO / "assignments")).returncode != 0
