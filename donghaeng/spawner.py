@@ -22,8 +22,15 @@ class SystemUserSpawner(LocalProcessSpawner):
             await asyncio.to_thread(ensure_system_user, self.user.name, self.account_group, Path(self.home_root))
         except AccountError as e:
             self.log.error("Cannot prepare account for %s: %s", self.user.name, e)
-            raise RuntimeError(
-                "실습 계정을 준비하지 못했어요. 강사나 관리자에게 알려 주세요. / "
-                "Could not prepare your lab account; please tell your trainer."
-            ) from e
+            raise AccountSpawnError() from e
         return await super().start()
+
+
+class AccountSpawnError(RuntimeError):
+    """Shown to the learner on the hub's failed-start page (via ``jupyterhub_message``)."""
+
+    jupyterhub_message = ("실습 계정을 준비하지 못했어요. 강사나 관리자에게 알려 주세요. / "
+                          "Could not prepare your lab account; please tell your trainer.")
+
+    def __init__(self) -> None:
+        super().__init__(self.jupyterhub_message)

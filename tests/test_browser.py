@@ -1,0 +1,117 @@
+"""A real browser (Debian chromium through Playwright) against the real hub.
+
+Korean login page, the Korean wrong-password message, a keyboard-only login, the forced
+password change on first login, and the auto-spawned JupyterLab in Korean. Screenshots go to
+ARTIFACTS (login.png, login-error.png, change-password.png, lab.png).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ARTIFACTS
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# the only roster member this module logs in with; test_hub_auth later reuses it via `logged_in`,
+# which accepts this same password once lab.passwords says it has been changed
+KEY = "ttt_trainer"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs Debian chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="ko-KR", viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def keyboard_login(page, login: str, password: str) -> None:
+    """Fill the login form with the keyboard alone: the username field has autofocus."""
+    page.locator("#username_input").wait_for()
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'username_input'")
+    page.keyboard.type(login)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password_input"
+    page.keyboard.type(password)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def test_login_page_is_korean(lab, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab.url}/hub/login")
+    expect(page.locator("h1#login-title")).to_contain_text("동행랩에 로그인해요")
+    expect(page.locator("label[for=username_input]")).to_contain_text("아이디")
+    expect(page.locator("label[for=password_input]")).to_contain_text("비밀번호")
+    expect(page.get_by_label("아이디")).to_be_visible()
+    expect(page.get_by_label("비밀번호")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "login.png"), full_page=True)
+
+
+def test_wrong_password_shows_the_korean_error(lab, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab.url}/hub/login")
+    keyboard_login(page, lab.logins[KEY], "not-the-password-1")
+    expect(page.get_by_role("alert")).to_contain_text("아이디나 비밀번호가 맞지 않아요")
+    expect(page.locator("#username_input")).to_have_value(lab.logins[KEY])
+    page.screenshot(path=str(ARTIFACTS / "login-error.png"), full_page=True)
+
+
+def test_first_login_changes_the_password_and_opens_korean_jupyterlab(lab, page):
+    from playwright.sync_api import expect
+
+    login = lab.logins[KEY]
+    new = f"{login}-Pw-2026"  # what the `logged_in` fixture expects after a change
+    page.goto(f"{lab.url}/hub/login")
+    if lab.passwords[login] != new:
+        keyboard_login(page, login, lab.passwords[login])
+        expect(page.locator("h1#pw-title")).to_contain_text("새 비밀번호 정하기")
+        page.screenshot(path=str(ARTIFACTS / "change-password.png"), full_page=True)
+        # keyboard only here too: the new-password field has autofocus
+        page.wait_for_function(
+            "document.activeElement && document.activeElement.id === 'new_password'")
+        page.keyboard.type(new)
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "confirm_password"
+        page.keyboard.type(new)
+        page.keyboard.press("Enter")
+        lab.passwords[login] = new
+    else:
+        keyboard_login(page, login, new)
+
+    # the hub spawns the server and forwards to JupyterLab
+    page.wait_for_url(re.compile(rf"/user/{re.escape(login)}/lab"), timeout=120_000)
+    page.locator("#jp-main-dock-panel, .jp-LabShell").first.wait_for(state="visible", timeout=120_000)
+    menu = page.locator("#jp-menu-panel, .lm-MenuBar").first
+    expect(menu).to_contain_text("파일", timeout=60_000)
+    expect(menu).not_to_contain_text("File")
+    page.locator(".jp-Launcher, .jp-LauncherBody").first.wait_for(state="visible", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "lab.png"))
