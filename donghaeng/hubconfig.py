@@ -91,6 +91,7 @@ def apply_config(c, settings: Settings) -> None:
     c.JupyterHub.spawner_class = SystemUserSpawner
     c.SystemUserSpawner.account_group = lab.learner_group
     c.SystemUserSpawner.home_root = str(lab.home_root)
+    c.SystemUserSpawner.learner_config_dir = str(paths.learner_config)
     c.Spawner.cmd = [str(lab.user_prefix / "bin" / "jupyterhub-singleuser")]
     c.Spawner.default_url = "/lab"
     c.Spawner.http_timeout = 60

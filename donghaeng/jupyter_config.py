@@ -43,6 +43,33 @@ def write_shared_config(settings: Settings) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+# Instructor tools a learner never needs: hidden in JupyterLab and not loaded on the server.
+LEARNER_DISABLED_LAB_PLUGINS = [
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:course-list",
+]
+LEARNER_SERVER_CONFIG = {
+    "ServerApp": {
+        "jpserver_extensions": {
+            "nbgrader.server_extensions.formgrader": False,
+            "nbgrader.server_extensions.course_list": False,
+        },
+        "terminals_enabled": False,
+    }
+}
+
+
+def write_learner_config(settings: Settings) -> None:
+    """Config dir put first on learners' JUPYTER_CONFIG_PATH (see SystemUserSpawner.get_env)."""
+    root = settings.paths.learner_config
+    _write(root / "labconfig" / "page_config.json",
+           json.dumps({"disabledExtensions": {name: True for name in LEARNER_DISABLED_LAB_PLUGINS}}, indent=2))
+    _write(root / "jupyter_server_config.json", json.dumps(LEARNER_SERVER_CONFIG, indent=2))
+    for path in (root, root / "labconfig"):
+        path.chmod(0o755)
+
+
 def write_lab_overrides(settings: Settings) -> None:
     """JupyterLab opens in the default language for everyone (learners can still switch)."""
     locale = {"ko": "ko_KR", "en": "en"}[settings.lab.default_language]

@@ -6,7 +6,7 @@ import os
 
 from .cohort import Cohort, ImportReport, write_password_file
 from .courses import CourseRunner, prepare_exchange
-from .jupyter_config import write_lab_overrides, write_shared_config
+from .jupyter_config import write_lab_overrides, write_learner_config, write_shared_config
 from .roster import read_roster
 from .settings import REPO_ROOT, Settings
 
@@ -50,6 +50,7 @@ def prepare_lab(settings: Settings, demo: bool) -> ImportReport | None:
     paths.state.mkdir(exist_ok=True, mode=0o700)
     prepare_exchange(settings)
     write_shared_config(settings)
+    write_learner_config(settings)
     write_lab_overrides(settings)
     for course in settings.courses:
         CourseRunner(settings, course).prepare()

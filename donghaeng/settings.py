@@ -106,6 +106,7 @@ class LabPaths:
         self.courses = root / "courses"
         self.exchange = root / "exchange"
         self.jupyter_config = root / "jupyter-config"
+        self.learner_config = root / "jupyter-config-learner"
 
     def course_dir(self, course_id: str) -> Path:
         return self.courses / course_id

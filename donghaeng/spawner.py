@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Unicode
+from traitlets import List, Unicode
 
 from .accounts import AccountError, ensure_system_user
 
@@ -16,6 +17,19 @@ class SystemUserSpawner(LocalProcessSpawner):
 
     account_group = Unicode("donghaeng", help="Primary group of accounts the lab creates.").tag(config=True)
     home_root = Unicode("/home", help="Parent folder of the accounts' home folders.").tag(config=True)
+    learner_config_dir = Unicode(
+        "", help="Jupyter config dir that hides instructor tools; put first on learners' config path."
+    ).tag(config=True)
+    staff_groups = List(Unicode(), ["trainer", "admin"], help="Groups that keep instructor tools.").tag(config=True)
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        is_staff = any(group.name in self.staff_groups for group in self.user.groups)
+        if self.learner_config_dir and not is_staff:
+            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+                p for p in (self.learner_config_dir, env.get("JUPYTER_CONFIG_PATH")) if p
+            )
+        return env
 
     async def start(self):
         try:

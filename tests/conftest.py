@@ -71,6 +71,7 @@ def write_roster(path: Path, logins: dict[str, str]) -> None:
         ("이수민", logins["learner2"], "learner", "ai-basics"),
         ("최은정", logins["trainer"], "trainer", "ai-basics"),
         ("정미경", logins["ttt_trainer"], "trainer", "ttt"),
+        ("박지영", logins["newcomer"], "learner", "ai-basics"),
     ]
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
@@ -128,7 +129,7 @@ def lab() -> Lab:
     port = free_port_block()
     suffix = secrets.token_hex(2)
     logins = {key: f"t{suffix}{key.replace('_', '')}"[:32] for key in
-              ("learner", "learner2", "trainer", "ttt_trainer")}
+              ("learner", "learner2", "trainer", "ttt_trainer", "newcomer")}
     settings_path = root / "lab.toml"
     settings_path.write_text(
         f'[lab]\ndata_dir = "{root / "data"}"\nport = {port}\n'
@@ -163,12 +164,11 @@ def logged_in(lab):
         if key not in users:
             login = lab.logins[key]
             user = HubUser(lab.url, login)
-            new = f"{login}-Pw-2026"
-            if lab.passwords[login] != new:
-                user.first_login(lab.passwords[login], new)
+            page = user.submit_login(lab.passwords[login])
+            if "새 비밀번호 정하기" in page.text:  # first login: choose a password of our own
+                new = f"{login}-Pw-2026"
+                user.change_password(page.text, new)
                 lab.passwords[login] = new
-            else:
-                user.submit_login(new)
             user.make_token()
             users[key] = user
         return users[key]

@@ -31,11 +31,6 @@ class HubUser:
         return self.http.post("/hub/change-password", data={
             "new_password": new, "confirm_password": confirm or new, "_xsrf": self._xsrf(form_page)})
 
-    def first_login(self, initial: str, new: str) -> httpx.Response:
-        form = self.submit_login(initial)
-        assert "새 비밀번호" in form.text, form.text[:500]
-        return self.change_password(form.text, new)
-
     def _api_headers(self) -> dict[str, str]:
         return {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or ""}
 

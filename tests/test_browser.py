@@ -2,7 +2,7 @@
 
 Korean login page, the Korean wrong-password message, a keyboard-only login, the forced
 password change on first login, and the auto-spawned JupyterLab in Korean. Screenshots go to
-ARTIFACTS (login.png, login-error.png, change-password.png, lab.png).
+ARTIFACTS (login.png, login-error.png, change-password.png, lab.png, learner-lab.png).
 """
 
 from __future__ import annotations
@@ -114,4 +114,21 @@ def test_first_login_changes_the_password_and_opens_korean_jupyterlab(lab, page)
     expect(menu).to_contain_text("파일", timeout=60_000)
     expect(menu).not_to_contain_text("File")
     page.locator(".jp-Launcher, .jp-LauncherBody").first.wait_for(state="visible", timeout=60_000)
+    expect(page.locator("body")).to_contain_text("Create Assignment")  # a trainer keeps nbgrader's tools
     page.screenshot(path=str(ARTIFACTS / "lab.png"))
+
+
+def test_learner_lab_has_no_instructor_tools_or_terminal(lab, logged_in, page):
+    from playwright.sync_api import expect
+
+    learner = logged_in("learner")  # password already chosen over HTTP
+    page.goto(f"{lab.url}/hub/login")
+    keyboard_login(page, learner.name, lab.passwords[learner.name])
+    page.wait_for_url(re.compile(rf"/user/{re.escape(learner.name)}/lab"), timeout=120_000)
+    page.locator(".jp-Launcher, .jp-LauncherBody").first.wait_for(state="visible", timeout=120_000)
+    expect(page.locator("#jp-menu-panel, .lm-MenuBar").first).to_contain_text("파일", timeout=60_000)
+    body = page.locator("body")
+    expect(body).not_to_contain_text("Create Assignment")
+    expect(body).not_to_contain_text("Formgrader")
+    expect(page.locator(".jp-LauncherCard", has_text="터미널")).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "learner-lab.png"))

@@ -7,6 +7,7 @@ trainer uses the ``donghaeng course`` commands.  Bad submissions must not stop o
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -128,3 +129,12 @@ def test_learners_cannot_read_each_other_or_the_course(lab, learners):
     for path in (course_dir / "source", course_dir / "gradebook.db"):
         assert run_as(learner.name, "ls", str(path)).returncode != 0, path
     assert run_as(learner.name, "ls", str(REPO / "assignments")).returncode != 0
+
+
+def test_learner_server_has_no_instructor_tools(learners, logged_in):
+    learner = learners["learner"]
+    assert learner.server("GET", "formgrader").status_code == 404
+    assert learner.server("GET", "api/terminals").status_code == 404
+    page = learner.server("GET", "lab").text
+    config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page, re.S).group(1))
+    assert "@jupyter/nbgrader:create-assignment" in config["disabledExtensions"]

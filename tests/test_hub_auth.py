@@ -27,7 +27,7 @@ def test_wrong_password_and_unknown_user_get_the_same_korean_message(lab):
 
 
 def test_first_login_forces_a_new_password(lab):
-    login = lab.logins["learner2"]
+    login = lab.logins["newcomer"]  # nobody else logs in with this account
     user = HubUser(lab.url, login)
     form = user.submit_login(lab.passwords[login])
     assert "새 비밀번호 정하기" in form.text
