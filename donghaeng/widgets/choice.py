@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
-from . import answers
+from .. import answers
 
 __all__ = ["ChoiceQuestion", "choice_question"]
 
