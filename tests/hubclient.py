@@ -31,6 +31,28 @@ class HubUser:
         return self.http.post("/hub/change-password", data={
             "new_password": new, "confirm_password": confirm or new, "_xsrf": self._xsrf(form_page)})
 
+    @classmethod
+    def logged_in(cls, lab, key: str) -> "HubUser":
+        """Log roster member *key* in (choosing a password on first login) with an API token."""
+        login = lab.logins[key]
+        user = cls(lab.url, login)
+        page = user.submit_login(lab.passwords[login])
+        if "새 비밀번호 정하기" in page.text:  # first login: choose a password of our own
+            new = f"{login}-Pw-2026"
+            user.change_password(page.text, new)
+            lab.passwords[login] = new
+        user.make_token()
+        return user
+
+    def stop(self, timeout: float = 60) -> None:
+        self.api("DELETE", f"/hub/api/users/{self.name}/server")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.api("GET", f"/hub/api/users/{self.name}").json()["servers"]:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"server of {self.name} did not stop")
+
     def _api_headers(self) -> dict[str, str]:
         return {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or ""}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS
+from labharness import ARTIFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
