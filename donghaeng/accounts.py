@@ -67,6 +67,7 @@ def ensure_system_user(name: str, group: str, home_root: Path) -> pwd.struct_pas
 
 
 def remove_system_user(name: str, group: str) -> None:
-    """Delete an account the lab created, with its home (used by ``cohort`` clean-ups and tests)."""
+    """Delete an account the lab created, with its processes and home (used by tests)."""
     if is_managed(name, group):
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         subprocess.run(["userdel", "--remove", name], capture_output=True)

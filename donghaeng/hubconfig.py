@@ -49,7 +49,7 @@ def grader_services(settings: Settings) -> list[dict]:
         services.append({
             "name": course.grader_user,
             "url": f"http://127.0.0.1:{ports[course.id]}",
-            "command": [str(settings.lab.user_prefix / "bin" / "jupyterhub-singleuser")],
+            "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.grader_server"],
             "user": course.grader_user,
             "cwd": str(root),
             "oauth_no_confirm": True,
@@ -81,12 +81,15 @@ def apply_config(c, settings: Settings) -> None:
     c.JupyterHub.pid_file = str(paths.state / "jupyterhub.pid")
     c.ConfigurableHTTPProxy.command = proxy_command()
     c.ConfigurableHTTPProxy.pid_file = str(paths.state / "proxy.pid")
+    # Learners' servers outlive a hub restart (mid-class fixes); the hub re-adopts them by pid.
+    c.JupyterHub.cleanup_servers = False
     c.JupyterHub.template_paths = [str(REPO_ROOT / "hub" / "templates")]
     c.JupyterHub.template_vars = {"lab_courses": {co.id: co.title for co in settings.courses}}
 
     c.JupyterHub.authenticator_class = RosterAuthenticator
     c.RosterAuthenticator.cohort_db = str(paths.cohort_db)
     c.RosterAuthenticator.min_password_length = lab.min_password_length
+    c.Authenticator.any_allow_config = True  # RosterAuthenticator.check_allowed consults the cohort
 
     c.JupyterHub.spawner_class = SystemUserSpawner
     c.SystemUserSpawner.account_group = lab.learner_group

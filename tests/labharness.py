@@ -90,6 +90,7 @@ def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = 90) -> No
 
 
 def stop_hub(lab: Lab) -> None:
+    """Stop the hub as an admin would (SIGTERM); learners' servers keep running."""
     if lab.process and lab.process.poll() is None:
         os.killpg(lab.process.pid, signal.SIGTERM)
         try:
@@ -97,6 +98,14 @@ def stop_hub(lab: Lab) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(lab.process.pid, signal.SIGKILL)
             lab.process.wait()
+
+
+def start_hub(lab: Lab) -> None:
+    env = {**os.environ, "DONGHAENG_SETTINGS": str(lab.settings_path)}
+    with (ARTIFACTS / "hub.log").open("ab") as log:
+        lab.process = subprocess.Popen([sys.executable, "-m", "donghaeng", "up"], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_hub(lab.url, lab.process)
 
 
 @contextmanager
@@ -119,11 +128,7 @@ def running_lab(people: dict[str, tuple[str, str, str]]) -> Iterator[Lab]:
     try:
         lab.cli("cohort", "import", str(root / "roster.csv"))
         lab.passwords = read_initial_passwords(settings)
-        env = {**os.environ, "DONGHAENG_SETTINGS": str(settings_path)}
-        with (ARTIFACTS / "hub.log").open("ab") as log:
-            lab.process = subprocess.Popen([sys.executable, "-m", "donghaeng", "up"], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_hub(lab.url, lab.process)
+        start_hub(lab)
         yield lab
     finally:
         stop_hub(lab)
