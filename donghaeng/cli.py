@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import httpx
 import typer
@@ -22,6 +23,7 @@ from .provision import ProvisionError, import_roster, prepare_lab
 from .roster import RosterError
 from .settings import REPO_ROOT, SETTINGS_ENV, Settings, SettingsError, load_settings
 
+T = TypeVar("T")
 console = Console()
 err = Console(stderr=True)
 
@@ -58,6 +60,15 @@ def _runner(settings_path: Optional[Path], course_id: str) -> CourseRunner:
         err.print(f"[red]{e.args[0]}[/red]")
         raise typer.Exit(2) from e
     return CourseRunner(settings, course)
+
+
+def _step(message: str, run: Callable[[], T]) -> T:
+    """Run one nbgrader step with a spinner; a failure prints nbgrader's log and exits 1."""
+    with console.status(message):
+        try:
+            return run()
+        except NbgraderError as e:
+            raise _fail(e) from e
 
 
 def _fail(e: NbgraderError) -> typer.Exit:
@@ -157,11 +168,7 @@ def cohort_reset_password(login: str, settings_path: SettingsOpt = None) -> None
 def course_release(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
     """과제를 만들어 학습자에게 배포해요 / Generate and release an assignment."""
     runner = _runner(settings_path, course)
-    with console.status("과제를 만들고 배포하고 있어요… / releasing…"):
-        try:
-            runner.release(assignment)
-        except NbgraderError as e:
-            raise _fail(e) from e
+    _step("과제를 만들고 배포하고 있어요… / releasing…", lambda: runner.release(assignment))
     console.print(f"[green]배포했어요[/green]: {course}/{assignment}")
 
 
@@ -169,11 +176,7 @@ def course_release(course: CourseArg, assignment: AssignmentArg, settings_path: 
 def course_collect(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
     """제출물을 모아요 / Collect submissions."""
     runner = _runner(settings_path, course)
-    with console.status("제출물을 모으고 있어요… / collecting…"):
-        try:
-            students = runner.collect(assignment)
-        except NbgraderError as e:
-            raise _fail(e) from e
+    students = _step("제출물을 모으고 있어요… / collecting…", lambda: runner.collect(assignment))
     console.print(f"제출한 학습자 {len(students)}명 / {len(students)} submissions: {', '.join(students)}")
 
 
@@ -201,11 +204,7 @@ def course_autograde(course: CourseArg, assignment: AssignmentArg, settings_path
 def course_feedback(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
     """피드백을 만들어 돌려줘요 / Generate and release feedback."""
     runner = _runner(settings_path, course)
-    with console.status("피드백을 만들고 있어요… / generating feedback…"):
-        try:
-            runner.feedback(assignment)
-        except NbgraderError as e:
-            raise _fail(e) from e
+    _step("피드백을 만들고 있어요… / generating feedback…", lambda: runner.feedback(assignment))
     console.print(f"[green]피드백을 돌려줬어요[/green]: {course}/{assignment}")
 
 
