@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
+from .common import LearnerWidget, status_html
+
 from .. import answers
 
 __all__ = ["ChoiceQuestion", "choice_question"]
@@ -28,18 +30,12 @@ MSG_SAVE_FAILED = (
 )
 
 
-def _status_html(text: str, kind: str) -> str:
-    colors = {"ok": "#1b5e20", "info": "#37474f", "warn": "#8a4b00", "error": "#b00020"}
-    # role=status / alert lets screen readers announce the message when it changes.
-    role = "alert" if kind == "error" else "status"
-    return (
-        f'<div role="{role}" aria-live="polite" style="color:{colors[kind]}; margin-top:0.3em">'
-        f"{html.escape(text)}</div>"
-    )
 
 
-class ChoiceQuestion(widgets.VBox):
+class ChoiceQuestion(LearnerWidget):
     """A prompt, radio buttons, a save button and a status line (see :func:`choice_question`)."""
+
+    label = "선택 문제"
 
     def __init__(self, question_id: str, prompt: str, options: Sequence[str]) -> None:
         if not isinstance(question_id, str) or not question_id.strip():
@@ -80,7 +76,7 @@ class ChoiceQuestion(widgets.VBox):
 
     def _show(self, text: str, kind: str) -> None:
         self.message = text
-        self.status.value = _status_html(text, kind)
+        self.status.value = status_html(text, kind)
 
     def save(self) -> bool:
         """Save the current choice; show a Korean message instead of ever raising."""
@@ -97,14 +93,10 @@ class ChoiceQuestion(widgets.VBox):
         self._show(MSG_SAVED.format(answer=choice), "ok")
         return True
 
-    def _repr_mimebundle_(self, **kwargs):
-        # Without a browser (autograde, feedback HTML) only text/plain is shown: make it readable.
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            saved = answers.load_answer(self.question_id)
-            shown = saved if saved is not None else "(아직 저장한 답이 없어요)"
-            bundle["text/plain"] = f"[선택 문제] 저장된 답: {shown}"
-        return bundle
+    def plain_text(self) -> str:
+        saved = answers.load_answer(self.question_id)
+        shown = saved if saved is not None else "(아직 저장한 답이 없어요)"
+        return f"[{self.label}] 저장된 답: {shown}"
 
 
 def choice_question(question_id: str, prompt: str, options: list[str]) -> widgets.Widget:

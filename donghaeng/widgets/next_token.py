@@ -19,6 +19,8 @@ import warnings
 
 import ipywidgets as widgets
 
+from .common import LearnerWidget, status_html
+
 from ..model_client import ModelClient, ModelError, TokenProb, byte_value, get_client
 from .tokens import visible_text
 
@@ -123,14 +125,12 @@ def render_chart(tokens: list[TokenProb], temperature: float) -> bytes:
     return buf.getvalue()
 
 
-def _status_html(text: str, kind: str) -> str:
-    colors = {"info": "#37474f", "ok": "#1b5e20", "warn": "#8a4b00", "error": "#b00020"}
-    role = "alert" if kind == "error" else "status"
-    return f'<div role="{role}" aria-live="polite" style="color:{colors[kind]}; margin:0.3em 0">{html.escape(text)}</div>'
 
 
-class NextTokenViewer(widgets.VBox):
+class NextTokenViewer(LearnerWidget):
     """See :func:`next_token_viewer`."""
+
+    label = "다음 토큰 보기"
 
     def __init__(self, client: ModelClient | None = None, prompt: str = DEFAULT_PROMPT) -> None:
         self._client = client
@@ -203,7 +203,7 @@ class NextTokenViewer(widgets.VBox):
 
     def _show_message(self, text: str, kind: str = "info") -> None:
         self.message = text
-        self.status.value = _status_html(text, kind) if text else ""
+        self.status.value = status_html(text, kind) if text else ""
 
     def _compute(self) -> bool:
         """Fetch candidates for the current prompt and redraw; False after a Korean message."""

@@ -30,8 +30,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .common import LearnerWidget, status_html
+
 from .. import answers
-from .choice import _status_html
 
 __all__ = [
     "Attempt",
@@ -274,8 +275,10 @@ class _PromptFields:
         self.output.value = _html_block(shown, "'실행하기'를 누르면 여기에 답이 나와요.")
 
 
-class PromptPlayground(widgets.VBox):
+class PromptPlayground(LearnerWidget):
     """See :func:`prompt_playground`."""
+
+    label = "프롬프트 놀이터"
 
     def __init__(self, client: Any = None, question_id: str | None = None) -> None:
         if question_id is not None and (not isinstance(question_id, str) or not question_id.strip()):
@@ -390,7 +393,7 @@ class PromptPlayground(widgets.VBox):
 
     def _show(self, text: str, kind: str) -> None:
         self.message = text
-        self.status.value = _status_html(text, kind)
+        self.status.value = status_html(text, kind)
 
     def _on_toggle_ab(self, change: dict[str, Any]) -> None:
         if change["new"]:
@@ -589,14 +592,12 @@ class PromptPlayground(widgets.VBox):
             slider.value = min(max(value, slider.min), slider.max)
         self._show(MSG_ALREADY_SAVED, "info")
 
-    def _repr_mimebundle_(self, **kwargs):
-        # Without a browser (autograde, feedback HTML) only text/plain is shown: make it readable.
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            saved = answers.load_answer(self.question_id) if self.question_id else None
-            shown = saved.get("prompt") if isinstance(saved, dict) else None
-            bundle["text/plain"] = f"[프롬프트 놀이터] 저장된 프롬프트: {shown or '(아직 없어요)'}"
-        return bundle
+    def plain_text(self) -> str:
+        if not self.question_id:  # a practice playground: nothing is graded
+            return super().plain_text()
+        saved = answers.load_answer(self.question_id)
+        shown = saved.get("prompt") if isinstance(saved, dict) else None
+        return f"[{self.label}] 저장된 프롬프트: {shown or '(아직 없어요)'}"
 
 
 def prompt_playground(client: Any = None, question_id: str | None = None) -> widgets.Widget:

@@ -21,9 +21,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .common import LearnerWidget, status_html
+
 from .. import answers
 from ..privacy import Finding, find_pii
-from .choice import _status_html
 from .playground import MSG_UNEXPECTED, default_client, friendly_model_error
 
 __all__ = [
@@ -147,8 +148,10 @@ def highlight_pii(text: str) -> str:
     return "".join(parts)
 
 
-class PiiMaskingExercise(widgets.VBox):
+class PiiMaskingExercise(LearnerWidget):
     """See :func:`pii_masking_exercise`."""
+
+    label = "개인정보 가리기"
 
     def __init__(self, question_id: str, text: str) -> None:
         _check_id(question_id)
@@ -200,7 +203,7 @@ class PiiMaskingExercise(widgets.VBox):
 
     def _show(self, text: str, kind: str) -> None:
         self.message = text
-        self.status.value = _status_html(text, kind)
+        self.status.value = status_html(text, kind)
 
     def find(self) -> list[Finding]:
         """Hint: mark what the automatic check still finds in the learner's text."""
@@ -240,12 +243,9 @@ class PiiMaskingExercise(widgets.VBox):
             self._show(MSG_PII_SAVED_CLEAN, "ok")
         return True
 
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            saved = answers.load_answer(self.question_id)
-            bundle["text/plain"] = f"[개인정보 가리기] 저장된 답: {saved if saved else '(아직 저장한 답이 없어요)'}"
-        return bundle
+    def plain_text(self) -> str:
+        saved = answers.load_answer(self.question_id)
+        return f"[{self.label}] 저장된 답: {saved if saved else '(아직 저장한 답이 없어요)'}"
 
 
 def pii_masking_exercise(question_id: str, text: str) -> widgets.Widget:
@@ -289,8 +289,10 @@ def hallucination_score(saved: Any, expected: Sequence[bool]) -> float:
     return same / len(expected)
 
 
-class HallucinationCheck(widgets.VBox):
+class HallucinationCheck(LearnerWidget):
     """See :func:`hallucination_check`."""
+
+    label = "사실 확인"
 
     def __init__(self, source: str, answer: str, question_id: str) -> None:
         _check_id(question_id)
@@ -343,7 +345,7 @@ class HallucinationCheck(widgets.VBox):
 
     def _show(self, text: str, kind: str) -> None:
         self.message = text
-        self.status.value = _status_html(text, kind)
+        self.status.value = status_html(text, kind)
 
     @property
     def marks(self) -> list[bool]:
@@ -357,16 +359,13 @@ class HallucinationCheck(widgets.VBox):
         self._show(MSG_HALLU_SAVED.format(yes=yes, no=len(marks) - yes), "ok")
         return True
 
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            saved = answers.load_answer(self.question_id)
-            shown = "(아직 저장한 답이 없어요)"
-            if isinstance(saved, dict) and isinstance(saved.get("supported"), list):
-                shown = ", ".join(f"{i}번 {'근거 있음' if m else '근거 없음'}"
-                                  for i, m in enumerate(saved["supported"], start=1))
-            bundle["text/plain"] = f"[근거 확인] 저장된 답: {shown}"
-        return bundle
+    def plain_text(self) -> str:
+        saved = answers.load_answer(self.question_id)
+        shown = "(아직 저장한 답이 없어요)"
+        if isinstance(saved, dict) and isinstance(saved.get("supported"), list):
+            shown = ", ".join(f"{i}번 {'근거 있음' if m else '근거 없음'}"
+                          for i, m in enumerate(saved["supported"], start=1))
+        return f"[근거 확인] 저장된 답: {shown}"
 
 
 def hallucination_check(source: str, answer: str, question_id: str) -> widgets.Widget:
@@ -462,8 +461,10 @@ def _visible_token(text: str) -> str:
     return "(띄어쓰기)" if text else "(빈 토큰)"
 
 
-class BiasProbe(widgets.VBox):
+class BiasProbe(LearnerWidget):
     """See :func:`bias_probe`."""
+
+    label = "편향 살펴보기"
 
     def __init__(self, client: Any = None, question_id: str | None = None,
                  template: str = DEFAULT_TEMPLATE, words: Sequence[str] = DEFAULT_WORDS) -> None:
@@ -518,7 +519,7 @@ class BiasProbe(widgets.VBox):
 
     def _show(self, text: str, kind: str) -> None:
         self.message = text
-        self.status.value = _status_html(text, kind)
+        self.status.value = status_html(text, kind)
 
     def word_list(self) -> list[str]:
         seen: list[str] = []

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
+from .common import LearnerWidget, status_html
+
 from ..model_client import ModelClient, ModelError, Token, byte_value, get_client
 
 __all__ = ["TokenizerExplorer", "render_chips", "tokenizer_explorer", "visible_text"]
@@ -145,14 +147,12 @@ def compare_explanation(ko_tokens: int, en_tokens: int) -> str:
     return "두 문장의 토큰 수가 같아요. 글자 수는 달라도 모델이 읽는 양은 비슷해요."
 
 
-def _status_html(text: str, kind: str) -> str:
-    colors = {"info": "#37474f", "error": "#b00020"}
-    role = "alert" if kind == "error" else "status"
-    return f'<div role="{role}" aria-live="polite" style="color:{colors[kind]}">{html.escape(text)}</div>'
 
 
-class TokenizerExplorer(widgets.VBox):
+class TokenizerExplorer(LearnerWidget):
     """See :func:`tokenizer_explorer`."""
+
+    label = "토큰 살펴보기"
 
     def __init__(self, client: ModelClient | None = None) -> None:
         self._client = client
@@ -218,7 +218,7 @@ class TokenizerExplorer(widgets.VBox):
 
     def _show(self, text: str, kind: str = "info") -> None:
         self.message = text
-        self.status.value = _status_html(text, kind) if text else ""
+        self.status.value = status_html(text, kind) if text else ""
 
     def _tokenize(self, text: str) -> list[Token] | None:
         """Tokens, or None after showing a Korean message (never raises)."""

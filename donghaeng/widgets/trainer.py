@@ -32,6 +32,8 @@ import threading
 
 import ipywidgets as widgets
 
+from .common import LearnerWidget, status_html
+
 from .. import tinylm
 from ..plotting import KoreanFontNotFoundError, use_korean_font
 
@@ -61,17 +63,12 @@ MSG_NO_FONT = " (그래프에 쓸 한글 글꼴이 없어서 그래프 글자가
 LABEL_FIRST, LABEL_MIDDLE, LABEL_END, LABEL_AGAIN = "처음", "중간", "끝", "다시 만든 글"
 
 
-def _status_html(text: str, kind: str) -> str:
-    colors = {"ok": "#1b5e20", "info": "#37474f", "warn": "#8a4b00", "error": "#b00020"}
-    role = "alert" if kind == "error" else "status"
-    return (
-        f'<div role="{role}" aria-live="polite" style="color:{colors[kind]}; margin:0.3em 0">'
-        f"{html.escape(text)}</div>"
-    )
 
 
-class TinyTrainer(widgets.VBox):
+class TinyTrainer(LearnerWidget):
     """Controls, start/stop buttons, a live loss plot and checkpoint samples (see :func:`tiny_trainer`)."""
+
+    label = "작은 모델 학습"
 
     def __init__(
         self,
@@ -178,7 +175,7 @@ class TinyTrainer(widgets.VBox):
             icon="refresh",
             disabled=True,
         )
-        self.status = widgets.HTML(value=_status_html(MSG_READY + self._font_note, "info"))
+        self.status = widgets.HTML(value=status_html(MSG_READY + self._font_note, "info"))
         self.plot = widgets.Output(layout=widgets.Layout(min_height="2em"))
         self.sample_box = widgets.HTML(value="")
 
@@ -208,7 +205,7 @@ class TinyTrainer(widgets.VBox):
 
     def _show(self, text: str, kind: str) -> None:
         self.message = text
-        self.status.value = _status_html(text, kind)
+        self.status.value = status_html(text, kind)
 
     def _set_running(self, running: bool) -> None:
         self._running = running

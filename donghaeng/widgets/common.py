@@ -1,0 +1,35 @@
+"""What every learner widget shares: the status line and a readable form without a browser."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+STATUS_COLORS = {"ok": "#1b5e20", "info": "#37474f", "warn": "#8a4b00", "error": "#b00020"}
+
+
+def status_html(text: str, kind: str) -> str:
+    """One status message; role=status/alert makes screen readers announce it when it changes."""
+    role = "alert" if kind == "error" else "status"
+    return (f'<div role="{role}" aria-live="polite" style="color:{STATUS_COLORS[kind]}; margin:0.3em 0">'
+            f"{html.escape(text)}</div>")
+
+
+class LearnerWidget(widgets.VBox):
+    """Base of the learner widgets.
+
+    Where no browser renders widgets (nbgrader autograde, the feedback HTML) only ``text/plain`` is
+    shown; :meth:`plain_text` makes that a short Korean line instead of a raw widget repr.
+    """
+
+    label = "실습 도구"
+
+    def plain_text(self) -> str:
+        return f"[{self.label}] 브라우저에서 노트북을 열면 쓸 수 있어요."
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = self.plain_text()
+        return bundle
