@@ -208,6 +208,15 @@ def course_feedback(course: CourseArg, assignment: AssignmentArg, settings_path:
     console.print(f"[green]피드백을 돌려줬어요[/green]: {course}/{assignment}")
 
 
+@course_app.command("release-solutions")
+def course_release_solutions(course: CourseArg, assignment: AssignmentArg,
+                             settings_path: SettingsOpt = None) -> None:
+    """마감 뒤 자가 점검 풀이를 공개해요 / Publish self-check solutions after the deadline."""
+    runner = _runner(settings_path, course)
+    dest = _step("풀이를 공개하고 있어요… / publishing…", lambda: runner.release_solutions(assignment))
+    console.print(f"[green]풀이를 공개했어요[/green]: {dest}  (학습자는 q.solution()으로 봐요)")
+
+
 @app.command()
 def status(settings_path: SettingsOpt = None) -> None:
     """허브·과정·제출 현황을 보여줘요 / Show hub, courses and submissions."""

@@ -163,6 +163,21 @@ class CourseRunner:
             on_step(student)
         return result
 
+    def release_solutions(self, assignment: str) -> Path:
+        """Publish the self-check solutions (``q.solution()``) of an assignment to its learners."""
+        self._require(assignment)
+        source = self.settings.assignments_dir(self.course) / "solutions" / f"{assignment}.json"
+        if not source.is_file():
+            raise NbgraderError(f"'{assignment}' 과제에는 공개할 풀이 파일이 없어요: {source}")
+        dest_dir = self.settings.paths.solutions / self.course.id
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        for path in (self.settings.paths.solutions, dest_dir):
+            path.chmod(0o755)
+        dest = dest_dir / source.name
+        shutil.copyfile(source, dest)
+        dest.chmod(0o644)
+        return dest
+
     def feedback(self, assignment: str) -> None:
         self._require(assignment)
         self._check("피드백 만들기(generate_feedback)", "generate_feedback", assignment, "--force")

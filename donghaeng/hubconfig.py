@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from .roles import hub_roles
 from .settings import REPO_ROOT, Settings
@@ -33,9 +32,9 @@ def proxy_command() -> list[str]:
 
 
 def internal_ports(settings: Settings) -> dict[str, int]:
-    """Loopback ports next to the public one: hub API, proxy API, then one per course grader."""
+    """Loopback ports next to the public one: hub API, proxy API, model service, then one per course grader."""
     port = settings.lab.port
-    ports = {"hub": port + 1, "proxy_api": port + 2}
+    ports = {"hub": port + 1, "proxy_api": port + 2, "model": port + 3}
     ports.update({course.id: port + 10 + i for i, course in enumerate(settings.courses)})
     return ports
 
@@ -102,6 +101,7 @@ def apply_config(c, settings: Settings) -> None:
     c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
     c.Spawner.environment = {
         "JUPYTER_CONFIG_PATH": str(paths.jupyter_config),
+        "DONGHAENG_SOLUTIONS_DIR": str(paths.solutions),
         "LANG": "C.UTF-8",
     }
 
@@ -111,3 +111,11 @@ def apply_config(c, settings: Settings) -> None:
     c.Authenticator.auth_refresh_age = 60
     c.JupyterHub.load_roles = hub_roles(settings)
     c.JupyterHub.services = grader_services(settings)
+
+    if settings.model.enabled:  # the shared language model service (donghaeng.modelservice)
+        from .modelservice import hub as model_hub
+
+        model_hub.prepare(settings)
+        c.JupyterHub.services.append(model_hub.service_spec(settings, ports["model"]))
+        c.Spawner.server_token_scopes = [*SERVER_TOKEN_SCOPES, model_hub.ACCESS_SCOPE]
+        c.Spawner.environment.update(model_hub.learner_environment(settings, ports["model"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from .modelservice.hub import roles as model_roles
 from .roster import ROLES, Person
 from .settings import Settings
 
@@ -41,4 +42,5 @@ def hub_roles(settings: Settings) -> list[dict]:
             "scopes": ["list:users", "read:users:name", "read:users:groups", "list:groups",
                        f"read:groups!group=nbgrader-{course.id}"],
         })
+    roles.extend(model_roles(settings))  # who may use the shared model service
     return roles

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS = REPO_ROOT / "hub" / "lab.toml"
@@ -62,9 +62,75 @@ class Lab(_Strict):
     min_password_length: int = 8
 
 
+PACKAGED_MODEL = Path("/opt/donghaeng/models/gemma3-270m-q4_k_m.gguf")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+class ModelEntry(_Strict):
+    """One language model in the shared model service's catalogue (``[[models]]``)."""
+
+    name: str = Field(description="Name clients send as 'model' (e.g. 'gemma3-270m').")
+    engine: Literal["llama-server", "openai"] = Field(
+        default="llama-server",
+        description="'llama-server': the service runs llama.cpp on a GGUF file; "
+                    "'openai': proxy an external OpenAI-compatible server (vLLM, Ollama).")
+    path: Path | None = Field(default=None, description="GGUF file (engine = llama-server).")
+    url: str | None = Field(default=None, description="Base URL ending in /v1 (engine = openai).")
+    upstream_model: str | None = Field(default=None, description="Model name the upstream expects; default: name.")
+    api_key: str | None = Field(default=None, description="Bearer key for the upstream (engine = openai).")
+    context_length: int = Field(default=8192, ge=256, description="Tokens one request may use (prompt + answer).")
+    completion_only: bool = Field(
+        default=True, description="Base model without a chat template: /v1/chat/completions answers a Korean error.")
+    parallel: int = Field(default=10, ge=1, le=64, description="Requests the engine runs at once (llama-server slots).")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for llama-server; default: all cores.")
+
+    @field_validator("name")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ValueError("model name must be ASCII letters, digits, '.', '_', ':' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _engine_target(self) -> "ModelEntry":
+        if self.engine == "llama-server" and self.path is None:
+            raise ValueError(f"model '{self.name}': engine 'llama-server' needs path (a GGUF file)")
+        if self.engine == "openai" and not self.url:
+            raise ValueError(f"model '{self.name}': engine 'openai' needs url (…/v1)")
+        return self
+
+
+class ModelService(_Strict):
+    """The shared model service (``[model]``): limits that keep one class fair."""
+
+    enabled: bool = True
+    account: str = Field(default="donghaeng-model", description="Unprivileged system account the service runs as.")
+    engine_binary: Path = Field(default=Path("/opt/donghaeng/bin/llama-server"),
+                                description="llama.cpp server built by ./lab (engine = llama-server).")
+    per_user_concurrency: int = Field(default=2, ge=1, description="Requests one person may have running or waiting.")
+    tokens_per_minute: int = Field(default=4000, ge=1, description="Generated tokens one person may get per minute.")
+    queue_size: int = Field(default=40, ge=0, description="Requests that may wait for a free slot (all models).")
+    priority_groups: list[str] = Field(
+        default_factory=lambda: ["trainer", "admin"],
+        description="Hub groups whose requests go ahead of the queue (and may use priority_reserve extra places).")
+    priority_reserve: int = Field(default=5, ge=0)
+    request_timeout: float = Field(default=120.0, gt=0, description="Seconds a request may take, waiting included.")
+    max_tokens: int = Field(default=2048, ge=1, description="Largest max_tokens a request may ask for.")
+    default_max_tokens: int = Field(default=256, ge=1, description="max_tokens when a request gives none.")
+    max_request_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request body.")
+    log_prompts: bool = Field(
+        default=False, description="Also write prompts to the usage log, after masking personal data.")
+
+
+def _default_models() -> list[ModelEntry]:
+    return [ModelEntry(name="gemma3-270m", path=PACKAGED_MODEL)]
+
+
 class Settings(_Strict):
     lab: Lab = Lab()
     courses: list[Course] = Field(default_factory=list)
+    model: ModelService = ModelService()
+    models: list[ModelEntry] = Field(default_factory=_default_models)
     source: Path | None = None
 
     @field_validator("courses")
@@ -74,6 +140,16 @@ class Settings(_Strict):
         if len(ids) != len(set(ids)):
             raise ValueError(f"course ids must be unique: {ids}")
         return courses
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelEntry]) -> list[ModelEntry]:
+        names = [m.name for m in models]
+        if not names:
+            raise ValueError("list at least one model (the first is the default)")
+        if len(names) != len(set(names)):
+            raise ValueError(f"model names must be unique: {names}")
+        return models
 
     def course(self, course_id: str) -> Course:
         for course in self.courses:
@@ -105,6 +181,7 @@ class LabPaths:
         self.passwords = self.state / "initial-passwords"
         self.courses = root / "courses"
         self.exchange = root / "exchange"
+        self.solutions = root / "solutions"  # released self-check solutions, readable by learners
         self.jupyter_config = root / "jupyter-config"
         self.learner_config = root / "jupyter-config-learner"
 

@@ -138,3 +138,17 @@ def test_learner_server_has_no_instructor_tools(learners, logged_in):
     page = learner.server("GET", "lab").text
     config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page, re.S).group(1))
     assert "@jupyter/nbgrader:create-assignment" in config["disabledExtensions"]
+
+
+def test_self_check_solutions_appear_only_after_the_trainer_releases_them(lab, learners):
+    learner = learners["learner"]
+    key, assignment = "m2-work-smarter.practice_sort", "m2-work-smarter"
+    read = ("from donghaeng.exercises import load_solution; "
+            f"print(load_solution({key!r}, course={COURSE!r}, assignment={assignment!r}))")
+    env = f"DONGHAENG_SOLUTIONS_DIR={lab.settings.paths.solutions}"
+    python = str(lab.settings.lab.user_prefix / "bin" / "python")
+    before = run_as(learner.name, "env", env, python, "-c", read)
+    assert before.stdout.strip() == "None", before.stderr
+    lab.cli("course", "release-solutions", COURSE, assignment)
+    after = run_as(learner.name, "env", env, python, "-c", read)
+    assert after.returncode == 0 and "None" not in after.stdout and after.stdout.strip(), after.stderr

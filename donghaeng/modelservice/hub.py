@@ -1,0 +1,77 @@
+"""How the hub runs the model service: its account, folder, service entry and roles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..settings import Settings
+from .config import ServiceConfig
+
+SERVICE_NAME = "model"
+ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+#: Hub groups whose members may use the service (the roster's roles).
+USER_GROUPS = ("learner", "trainer", "admin")
+
+
+def state_dir(settings: Settings) -> Path:
+    return settings.paths.root / "model"
+
+
+def prepare(settings: Settings) -> None:
+    """Create the service account and its private folder (root only; idempotent)."""
+    if os.geteuid() != 0:
+        return
+    from ..accounts import ensure_system_user
+
+    lab = settings.lab
+    entry = ensure_system_user(settings.model.account, lab.learner_group, lab.home_root)
+    root = state_dir(settings)
+    settings.paths.root.mkdir(parents=True, exist_ok=True)
+    for folder in (root, root / "run"):
+        folder.mkdir(exist_ok=True)
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        folder.chmod(0o700)
+
+
+def service_config(settings: Settings, port: int) -> ServiceConfig:
+    return ServiceConfig(service=settings.model, models=list(settings.models), state_dir=state_dir(settings),
+                         ip="127.0.0.1", port=port)
+
+
+def service_spec(settings: Settings, port: int) -> dict:
+    """The managed JupyterHub service entry (runs as the unprivileged service account)."""
+    return {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.modelservice"],
+        "user": settings.model.account,
+        "cwd": str(state_dir(settings)),
+        "display": False,
+        "environment": {
+            "DONGHAENG_MODEL_SERVICE": service_config(settings, port).to_env(),
+            "LANG": "C.UTF-8",
+        },
+    }
+
+
+def learner_environment(settings: Settings, port: int) -> dict[str, str]:
+    """What learners' servers need to find the service (read by ``donghaeng.model_client``)."""
+    default = settings.models[0]
+    return {
+        "DONGHAENG_MODEL_URL": f"http://127.0.0.1:{port}/services/{SERVICE_NAME}/v1",
+        "DONGHAENG_MODEL_NAME": default.name,
+        "DONGHAENG_MODEL_CONTEXT": str(default.context_length),
+    }
+
+
+def roles(settings: Settings) -> list[dict]:
+    """Who may use the service, and what the service may read about them (their groups)."""
+    if not settings.model.enabled:
+        return []
+    return [
+        {"name": "model-users", "description": "공유 언어 모델 서비스 사용",
+         "groups": list(USER_GROUPS), "scopes": [ACCESS_SCOPE]},
+        {"name": "model-service", "description": "The model service reads people's groups (priority, usage by course)",
+         "services": [SERVICE_NAME], "scopes": ["read:users:name", "read:users:groups"]},
+    ]
