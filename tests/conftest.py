@@ -37,3 +37,11 @@ def logged_in(lab):
         return users[key]
 
     return get
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can react to a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

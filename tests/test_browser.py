@@ -41,13 +41,16 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(locale="ko-KR", viewport={"width": 1280, "height": 800})
     context.set_default_timeout(30_000)
     page = context.new_page()
     try:
         yield page
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:  # what the browser showed when it went wrong
+            page.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"), full_page=True)
         context.close()
 
 
@@ -132,3 +135,55 @@ def test_learner_lab_has_no_instructor_tools_or_terminal(lab, logged_in, page):
     expect(body).not_to_contain_text("Formgrader")
     expect(page.locator(".jp-LauncherCard", has_text="터미널")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "learner-lab.png"))
+
+
+WIDGET_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": "from donghaeng.widgets import prompt_playground\nprompt_playground()"},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": "from donghaeng.widgets import next_token_viewer\nnext_token_viewer()"},
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def test_playground_and_next_token_viewer_in_a_learner_lab(lab, logged_in, page):
+    """Click through the two model widgets in a spawned learner server, with the real model."""
+    from playwright.sync_api import expect
+
+    learner = logged_in("learner2")
+    learner.spawn()
+    r = learner.server("PUT", "api/contents/widgets.ipynb", json={"type": "notebook", "content": WIDGET_NOTEBOOK})
+    assert r.status_code in (200, 201), r.text
+    page.goto(f"{lab.url}/hub/login")
+    keyboard_login(page, learner.name, lab.passwords[learner.name])
+    page.goto(f"{lab.url}/user/{learner.name}/lab/tree/widgets.ipynb")
+    first_cell = page.locator(".jp-Notebook .jp-Cell").first
+    first_cell.wait_for(state="visible", timeout=120_000)
+    # run the cells only once the kernel is connected and idle ("대기"), or the key presses are lost
+    expect(page.locator(".jp-StatusBar-Widget, #jp-main-statusbar").filter(has_text="| 대기").first
+           ).to_be_visible(timeout=120_000)
+    first_cell.click()
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+
+    task = page.locator(".widget-textarea", has=page.locator("label", has_text="작업")).locator("textarea").first
+    task.wait_for(state="visible", timeout=120_000)
+    task.fill("회의 일정을 알리는 문자를 써 주세요.")
+    waiting = page.locator(".widget-html-content", has_text="'실행하기'를 누르면 여기에 답이 나와요.")
+    empty_answers = waiting.count()  # answer A, and the hidden answer B of the A/B mode
+    page.get_by_role("button", name="실행하기").first.click()
+    expect(waiting).to_have_count(empty_answers - 1, timeout=240_000)  # answer A got text
+    body = page.locator("body")
+    for problem in ("연결하지 못했어요", "만들지 못했어요", "잠시 후 다시"):
+        expect(body).not_to_contain_text(problem)
+    page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+
+    page.get_by_role("button", name="다음 토큰 보기").first.click()
+    chart = page.locator(".jp-OutputArea img, .widget-output img").last
+    chart.wait_for(state="visible", timeout=240_000)
+    chart.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "next-token.png"), full_page=True)
+    expect(body).not_to_contain_text("Traceback")

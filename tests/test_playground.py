@@ -509,3 +509,15 @@ def test_status_while_running_mentions_the_first_slow_start() -> None:
     w.run_button.click()
     assert seen[0] == MSG_FIRST_RUN and seen[-1] == MSG_RUNNING
     assert w.message == MSG_DONE
+
+
+def test_playground_requests_are_accepted_by_the_model_service():
+    """The playground's stop words and settings stay within what the service (and OpenAI) accept."""
+    from donghaeng.modelservice.validate import validate
+    from donghaeng.widgets.playground import STOP
+
+    request = validate({"model": "gemma3-270m", "prompt": "작업: 인사\n답:", "stop": STOP, "temperature": 1.5,
+                        "top_p": 0.1, "max_tokens": 256, "stream": True}, "completions",
+                       models=["gemma3-270m"], default_model="gemma3-270m", max_tokens_limit=2048,
+                       default_max_tokens=256)
+    assert request.max_tokens == 256

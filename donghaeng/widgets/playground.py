@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 20
 # The base model tends to go on with another "답:" or a new "작업:" block after its answer.
-STOP = ["\n답:", "\n작업:", "\n맥락:", "\n참고:", "\n\n\n"]
+STOP = ["\n답:", "\n작업:", "\n맥락:", "\n참고:"]  # OpenAI-compatible servers take at most 4
 PARTS = (("task", "작업"), ("context", "맥락"), ("references", "참고"))
 
 MSG_EMPTY_TASK = "먼저 '작업' 칸에 AI에게 시킬 일을 써 주세요."
