@@ -109,15 +109,19 @@ def start_hub(lab: Lab) -> None:
 
 
 @contextmanager
-def running_lab(people: dict[str, tuple[str, str, str]]) -> Iterator[Lab]:
-    """A started lab whose roster has *people*: key -> (Korean name, role, course)."""
+def running_lab(people: dict[str, tuple[str, str, str]], extra_settings: str = "") -> Iterator[Lab]:
+    """A started lab whose roster has *people*: key -> (Korean name, role, course).
+
+    *extra_settings* is TOML appended to the lab's settings file (e.g. a ``[model]`` section).
+    """
     root = Path(tempfile.mkdtemp(prefix="donghaeng-test-", dir="/var/tmp"))
     root.chmod(0o755)
     port = free_port_block()
     suffix = secrets.token_hex(2)
     logins = {key: f"t{suffix}{key.replace('_', '')}"[:32] for key in people}
     settings_path = root / "lab.toml"
-    settings_path.write_text(f'[lab]\ndata_dir = "{root / "data"}"\nport = {port}\n' + COURSES, encoding="utf-8")
+    settings_path.write_text(f'[lab]\ndata_dir = "{root / "data"}"\nport = {port}\n' + COURSES + extra_settings,
+                             encoding="utf-8")
     settings = load_settings(settings_path)
     lab = Lab(settings_path, settings, f"http://127.0.0.1:{port}", logins)
     with (root / "roster.csv").open("w", encoding="utf-8-sig", newline="") as f:

@@ -438,12 +438,10 @@ def svc():
     binary = ModelService().engine_binary
     if not is_usable(binary):  # the ./lab install step, once
         build(binary.parent.parent)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(labharness, "COURSES", labharness.COURSES + MODEL_SETTINGS)
-        with labharness.running_lab(PEOPLE) as lab:
-            service_lab = ServiceLab(lab)
-            service_lab.wait_ready()
-            yield service_lab
+    with labharness.running_lab(PEOPLE, extra_settings=MODEL_SETTINGS) as lab:
+        service_lab = ServiceLab(lab)
+        service_lab.wait_ready()
+        yield service_lab
 
 
 @pytest.mark.slow
@@ -465,6 +463,23 @@ def test_no_or_bad_token_is_denied_in_korean(svc, headers, status):
         r = httpx.post(f"{base}/completions", json={"prompt": "안녕"}, headers=headers, timeout=30, trust_env=False)
         assert r.status_code == status, r.text
         korean(r.json())
+
+
+@pytest.mark.slow
+def test_another_services_token_is_denied(svc):
+    """A course grader's own hub token is valid, but it is not allowed to use the model service."""
+    pid = subprocess.run(["pgrep", "-f", "donghaeng.grader_server"], capture_output=True, text=True).stdout.split()
+    tokens = []
+    for p in pid:
+        environ = Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        if env.get("JUPYTER_CONFIG_PATH") == str(svc.lab.settings.paths.jupyter_config):
+            tokens.append(env["JUPYTERHUB_API_TOKEN"])
+    assert tokens, "no grader service of this lab found"
+    r = httpx.post(f"{svc.base}/completions", json={"prompt": "안녕"},
+                   headers={"Authorization": f"token {tokens[0]}"}, timeout=30, trust_env=False)
+    assert r.status_code == 403, r.text
+    korean(r.json())
 
 
 @pytest.mark.slow
