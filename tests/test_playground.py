@@ -10,9 +10,10 @@ from pathlib import Path
 import ipywidgets as widgets
 import pytest
 
+from donghaeng import model_client
+
 from donghaeng import answers
 from donghaeng.answers import load_answer
-from donghaeng.widgets import playground
 from donghaeng.widgets.playground import (
     HISTORY_LIMIT,
     MSG_ALREADY_SAVED,
@@ -151,7 +152,7 @@ def test_default_client_is_only_created_on_run(monkeypatch: pytest.MonkeyPatch) 
         made.append(FakeClient())
         return made[-1]
 
-    monkeypatch.setattr(playground, "default_client", factory)
+    monkeypatch.setattr(model_client, "get_client", factory)
     w = prompt_playground()
     fill(w)
     w.temperature.value = 0.3
@@ -373,7 +374,7 @@ def test_model_client_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing():
         raise ImportError("No module named 'donghaeng.model_client'")
 
-    monkeypatch.setattr(playground, "default_client", missing)
+    monkeypatch.setattr(model_client, "get_client", missing)
     w = prompt_playground()
     fill(w)
     w.run_button.click()

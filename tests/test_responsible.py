@@ -12,6 +12,8 @@ from pathlib import Path
 import ipywidgets as widgets
 import nbformat
 import pytest
+
+from donghaeng import model_client
 from nbclient import NotebookClient
 
 from donghaeng import answers
@@ -353,7 +355,7 @@ def test_bias_probe_without_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing():
         raise ImportError("no model_client")
 
-    monkeypatch.setattr(responsible, "default_client", missing)
+    monkeypatch.setattr(model_client, "get_client", missing)
     w = bias_probe()
     w.run_button.click()
     assert "AI 모델에 연결하지 못했어요" in w.message

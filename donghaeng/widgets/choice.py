@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget, status_html
+from .common import LearnerWidget
 
 from .. import answers
 
@@ -73,10 +73,6 @@ class ChoiceQuestion(LearnerWidget):
             children=[self.prompt, self.choices, self.save_button, self.status],
             layout=widgets.Layout(border="1px solid #d0d7de", padding="0.6em", margin="0.5em 0"),
         )
-
-    def _show(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = status_html(text, kind)
 
     def save(self) -> bool:
         """Save the current choice; show a Korean message instead of ever raising."""

@@ -24,6 +24,23 @@ class LearnerWidget(widgets.VBox):
     """
 
     label = "실습 도구"
+    message = ""  # the last status text, for tests and the readable form
+    status: widgets.HTML
+
+    _client = None  # a model client given to the widget; else the lab's shared one, on first use
+
+    @property
+    def client(self):
+        """The language model client; resolving it loads nothing (the model loads on first request)."""
+        if self._client is None:
+            from .. import model_client
+
+            self._client = model_client.get_client()
+        return self._client
+
+    def _show(self, text: str, kind: str = "info") -> None:
+        self.message = text
+        self.status.value = status_html(text, kind) if text else ""
 
     def plain_text(self) -> str:
         return f"[{self.label}] 브라우저에서 노트북을 열면 쓸 수 있어요."

@@ -19,9 +19,9 @@ import warnings
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget, status_html
+from .common import LearnerWidget
 
-from ..model_client import ModelClient, ModelError, TokenProb, byte_value, get_client
+from ..model_client import ModelClient, ModelError, TokenProb, byte_value
 from .tokens import visible_text
 
 __all__ = ["NextTokenViewer", "next_token_viewer"]
@@ -195,16 +195,6 @@ class NextTokenViewer(LearnerWidget):
 
     # -- helpers --------------------------------------------------------------------------
 
-    @property
-    def client(self) -> ModelClient:
-        if self._client is None:
-            self._client = get_client()
-        return self._client
-
-    def _show_message(self, text: str, kind: str = "info") -> None:
-        self.message = text
-        self.status.value = status_html(text, kind) if text else ""
-
     def _compute(self) -> bool:
         """Fetch candidates for the current prompt and redraw; False after a Korean message."""
         if self._busy:
@@ -215,19 +205,19 @@ class NextTokenViewer(LearnerWidget):
         try:
             client = self.client
             first = getattr(client, "loaded", True) is False
-            self._show_message(MSG_FIRST_LOAD if first else MSG_WORKING)
+            self._show(MSG_FIRST_LOAD if first else MSG_WORKING)
             key = self._key()
             prompt, top_k, temperature = key
             self.candidates = client.next_tokens(prompt, top_k=top_k, temperature=temperature)
             self._draw(temperature)
             self._shown, self._shown_for = True, key
-            self._show_message("")
+            self._show("")
             return True
         except ModelError as exc:
-            self._show_message(str(exc), "error")
+            self._show(str(exc), "error")
         except Exception:  # a widget callback must never show a learner a traceback
             log.exception("next-token viewer failed")
-            self._show_message(MSG_FAILED, "error")
+            self._show(MSG_FAILED, "error")
         finally:
             self._busy = False
             for button in self._buttons:
@@ -264,7 +254,7 @@ class NextTokenViewer(LearnerWidget):
         self.prompt.value = self.prompt.value + tok.text
         self._compute()  # the chart moves on to the next step
         if not self.message:
-            self._show_message(message, "ok")
+            self._show(message, "ok")
 
     # -- actions --------------------------------------------------------------------------
 
@@ -285,7 +275,7 @@ class NextTokenViewer(LearnerWidget):
         if best is None:
             return
         if _is_special(best.text):
-            self._show_message(MSG_END.format(text=best.text), "warn")
+            self._show(MSG_END.format(text=best.text), "warn")
             return
         if byte_value(best.text) is None:
             self._append(best, MSG_APPENDED.format(text=visible_text(best.text), prob=_percent(best.prob)))
@@ -294,7 +284,7 @@ class NextTokenViewer(LearnerWidget):
             if byte_value(tok.text) is None and not _is_special(tok.text):
                 self._append(tok, MSG_SKIPPED_BYTE.format(text=visible_text(tok.text)))
                 return
-        self._show_message(MSG_PICKED_BYTE, "warn")
+        self._show(MSG_PICKED_BYTE, "warn")
 
     def append_sample(self) -> None:
         """Draw one of the shown candidates by probability and append it."""
@@ -307,9 +297,9 @@ class NextTokenViewer(LearnerWidget):
             weights = [1.0] + [0.0] * (len(weights) - 1)
         tok = self._rng.choices(self.candidates, weights=weights)[0]
         if _is_special(tok.text):
-            self._show_message(MSG_PICKED_END.format(text=tok.text), "warn")
+            self._show(MSG_PICKED_END.format(text=tok.text), "warn")
         elif byte_value(tok.text) is not None:
-            self._show_message(MSG_PICKED_BYTE, "warn")
+            self._show(MSG_PICKED_BYTE, "warn")
         else:
             self._append(tok, MSG_APPENDED.format(text=visible_text(tok.text), prob=_percent(tok.prob)))
 

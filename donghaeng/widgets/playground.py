@@ -30,7 +30,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget, status_html
+from .common import LearnerWidget
 
 from .. import answers
 
@@ -158,13 +158,6 @@ def friendly_model_error(exc: BaseException) -> str:
 
 def _is_prompt_too_long(exc: BaseException) -> bool:
     return "PromptTooLong" in _class_names(exc)
-
-
-def default_client() -> Any:
-    """The lab's model client (imported only when a learner first runs something)."""
-    from ..model_client import get_client
-
-    return get_client()
 
 
 def _html_block(text: str, placeholder: str) -> str:
@@ -391,10 +384,6 @@ class PromptPlayground(LearnerWidget):
             "max_tokens": int(self.max_tokens.value),
         }
 
-    def _show(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = status_html(text, kind)
-
     def _on_toggle_ab(self, change: dict[str, Any]) -> None:
         if change["new"]:
             if not any(v.strip() for v in self.fields_b.values().values()):
@@ -409,11 +398,6 @@ class PromptPlayground(LearnerWidget):
         self.reload_button.disabled = busy
         if self.save_button is not None:
             self.save_button.disabled = busy
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            self._client = default_client()
-        return self._client
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> bool:
@@ -443,7 +427,7 @@ class PromptPlayground(LearnerWidget):
             fields.show_answer("")
         self._show(MSG_RUNNING if self.history else MSG_FIRST_RUN, "info")
         try:
-            client = self._get_client()
+            client = self.client
         except Exception as e:
             log.warning("model client unavailable: %r", e)
             self._show(friendly_model_error(e), "error")

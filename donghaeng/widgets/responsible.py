@@ -21,11 +21,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget, status_html
+from .common import LearnerWidget
 
 from .. import answers
 from ..privacy import Finding, find_pii
-from .playground import MSG_UNEXPECTED, default_client, friendly_model_error
+from .playground import MSG_UNEXPECTED, friendly_model_error
 
 __all__ = [
     "NO_ANSWER",
@@ -201,10 +201,6 @@ class PiiMaskingExercise(LearnerWidget):
             layout=_BOX,
         )
 
-    def _show(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = status_html(text, kind)
-
     def find(self) -> list[Finding]:
         """Hint: mark what the automatic check still finds in the learner's text."""
         try:
@@ -342,10 +338,6 @@ class HallucinationCheck(LearnerWidget):
             ],
             layout=_BOX,
         )
-
-    def _show(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = status_html(text, kind)
 
     @property
     def marks(self) -> list[bool]:
@@ -517,10 +509,6 @@ class BiasProbe(LearnerWidget):
             children += [self.note, self.save_button]
         super().__init__(children=children, layout=_BOX)
 
-    def _show(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = status_html(text, kind)
-
     def word_list(self) -> list[str]:
         seen: list[str] = []
         for w in re.split(r"[,，、\n]", self.words.value):
@@ -560,9 +548,7 @@ class BiasProbe(LearnerWidget):
         self.results = {}
         self.table.value = ""
         try:
-            if self._client is None:
-                self._client = default_client()
-            client = self._client
+            client = self.client
         except Exception as e:
             self._show(friendly_model_error(e), "error")
             return False

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget, status_html
+from .common import LearnerWidget
 
-from ..model_client import ModelClient, ModelError, Token, byte_value, get_client
+from ..model_client import ModelClient, ModelError, Token, byte_value
 
 __all__ = ["TokenizerExplorer", "render_chips", "tokenizer_explorer", "visible_text"]
 
@@ -209,16 +209,6 @@ class TokenizerExplorer(LearnerWidget):
         )
 
     # -- helpers --------------------------------------------------------------------------
-
-    @property
-    def client(self) -> ModelClient:
-        if self._client is None:
-            self._client = get_client()
-        return self._client
-
-    def _show(self, text: str, kind: str = "info") -> None:
-        self.message = text
-        self.status.value = status_html(text, kind) if text else ""
 
     def _tokenize(self, text: str) -> list[Token] | None:
         """Tokens, or None after showing a Korean message (never raises)."""

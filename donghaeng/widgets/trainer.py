@@ -203,10 +203,6 @@ class TinyTrainer(LearnerWidget):
     def running(self) -> bool:
         return self._running
 
-    def _show(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = status_html(text, kind)
-
     def _set_running(self, running: bool) -> None:
         self._running = running
         for control in [*self._controls, self.start_button]:
