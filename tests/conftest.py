@@ -39,6 +39,16 @@ def logged_in(lab):
     return get
 
 
+@pytest.fixture(scope="session")
+def kernel_client():
+    """The packaged model loaded in this process once (the in-kernel path a learner's kernel uses)."""
+    from donghaeng.model_client import InKernelClient
+
+    client = InKernelClient()
+    client.model  # load the weights here, so individual tests are not charged for it
+    return client
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item, so fixtures can react to a failure."""

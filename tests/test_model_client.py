@@ -6,7 +6,6 @@ The in-kernel tests load the real Gemma 3 270M GGUF once per session (~20-40 s, 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import socket
@@ -45,18 +44,6 @@ PAIRS = [
 # ------------------------------------------------------------------------------------------
 # The real in-kernel model (one load per test session, shared with test_token_widgets.py)
 # ------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _load_kernel_client() -> InKernelClient:
-    client = InKernelClient()
-    client.model  # load the weights once, here, so individual tests time fairly
-    return client
-
-
-@pytest.fixture(scope="session")
-def kernel_client() -> InKernelClient:
-    return _load_kernel_client()
 
 
 @pytest.mark.slow

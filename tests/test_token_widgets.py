@@ -11,7 +11,6 @@ import re
 import socket
 
 import pytest
-from test_model_client import kernel_client  # noqa: F401  (one shared load of the real model)
 
 from donghaeng.model_client import InKernelClient, ModelClient, ServiceClient, Token, TokenProb
 from donghaeng.widgets.next_token import NextTokenViewer, next_token_viewer
