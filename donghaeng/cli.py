@@ -181,18 +181,23 @@ def course_collect(course: CourseArg, assignment: AssignmentArg, settings_path: 
 
 
 @course_app.command("autograde")
-def course_autograde(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None) -> None:
-    """모은 제출물을 자동 채점해요 / Autograde collected submissions."""
+def course_autograde(course: CourseArg, assignment: AssignmentArg, settings_path: SettingsOpt = None,
+                     force: bool = typer.Option(False, "--force", help="이미 채점한 제출물도 다시 채점 / regrade all"),
+                     ) -> None:
+    """모은 제출물을 격리된 커널에서 동시에 자동 채점해요 / Autograde collected submissions (sandboxed, parallel)."""
     runner = _runner(settings_path, course)
     try:
         total = len(runner.submitted(assignment))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task("자동 채점 / autograding", total=total)
-            result = runner.autograde(assignment, on_step=lambda _: progress.advance(task))
+            result = runner.autograde(assignment, on_step=lambda _: progress.advance(task), force=force)
     except NbgraderError as e:
         raise _fail(e) from e
     console.print(f"채점 완료 {len(result.ok)}명 / graded {len(result.ok)}")
+    if result.skipped:
+        console.print(f"이미 채점돼 건너뜀 {len(result.skipped)}명(--force로 다시 채점) / "
+                      f"already graded, skipped {len(result.skipped)} (use --force)")
     for student, log in result.failed.items():
         err.print(f"[red]{student}: 채점하지 못했어요(제출물은 그대로 있어요) / could not grade (submission kept)[/red]")
         err.print(log[-1500:], markup=False, highlight=False)

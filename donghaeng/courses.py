@@ -14,7 +14,10 @@ import pwd
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,20 @@ class NbgraderError(Exception):
 class StepResult:
     ok: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # already graded, submission unchanged
+
+
+# A gradebook write that lost a race with another grading process (SQLite allows one writer).
+GRADEBOOK_BUSY = ("database is locked", "database table is locked")
+# nbgrader logs a cell that ran past the timeout as an error, but grades the notebook (that cell fails).
+EXPECTED_ERRORS = ("Timeout waiting for execute reply", "Interrupting kernel")
+
+
+def autograde_failed(returncode: int, log: str) -> bool:
+    """True when nbgrader could not grade the submission (not merely a cell that failed or timed out)."""
+    errors = [line for line in log.splitlines()
+              if "[AutogradeApp | ERROR]" in line and not any(e in line for e in EXPECTED_ERRORS)]
+    return returncode != 0 or bool(errors)
 
 
 def prepare_exchange(settings: Settings) -> None:
@@ -91,13 +108,22 @@ class CourseRunner:
     def nbgrader(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run one nbgrader app in the course folder as the grader account."""
         entry = pwd.getpwnam(self.course.grader_user)
+        lab = self.settings.lab
         env = {
             "HOME": entry.pw_dir,
             "USER": entry.pw_name,
             "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "JUPYTER_CONFIG_PATH": str(self.settings.paths.jupyter_config),
-            "DONGHAENG_AUTOGRADE_TIMEOUT": str(self.settings.lab.autograde_timeout),
+            # graders/nbgrader_config.py turns these into the autograde sandbox's limits.
+            "DONGHAENG_AUTOGRADE_TIMEOUT": str(lab.autograde_timeout),
+            "DONGHAENG_AUTOGRADE_MEMORY_MB": str(lab.autograde_memory_mb),
+            "DONGHAENG_AUTOGRADE_PROCESSES": str(lab.autograde_processes),
+            "DONGHAENG_AUTOGRADE_CPU_SECONDS": str(lab.autograde_cpu_seconds),
+            "DONGHAENG_AUTOGRADE_FILE_MB": str(lab.autograde_file_mb),
+            "DONGHAENG_AUTOGRADE_OUTPUT_LINES": str(lab.autograde_output_lines),
+            "DONGHAENG_AUTOGRADE_HIDE": os.pathsep.join(
+                str(p) for p in (lab.home_root, self.settings.paths.root) if str(p) != "/"),
         }
         as_grader = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
         return subprocess.run(
@@ -149,18 +175,71 @@ class CourseRunner:
             return []
         return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
 
-    def autograde(self, assignment: str, on_step: Callable[[str], None] = lambda _: None) -> StepResult:
-        """Autograde each collected submission on its own, so one broken notebook stops no one else."""
-        self._require(assignment)
-        result = StepResult()
-        for student in self.submitted(assignment):
+    def workers(self) -> int:
+        return max(1, min(os.cpu_count() or 1, self.settings.lab.autograde_workers))
+
+    def up_to_date(self, assignment: str, student: str) -> bool:
+        """True when the student's autograded copy is newer than everything in their submission."""
+        graded = self.root / "autograded" / student / assignment
+        submitted = self.root / "submitted" / student / assignment
+        if not graded.is_dir():
+            return False
+        notebooks = list(graded.glob("*.ipynb"))
+        if not notebooks:
+            return False
+        newest_submitted = max((p.stat().st_mtime for p in [submitted, *submitted.rglob("*")]), default=0)
+        return min(p.stat().st_mtime for p in notebooks) > newest_submitted
+
+    def _autograde_one(self, assignment: str, student: str) -> str | None:
+        """Grade one submission; None when it worked, else nbgrader's log."""
+        log = ""
+        for attempt in range(4):
             run = self.nbgrader("autograde", assignment, "--student", student, "--force")
             log = run.stdout + run.stderr
-            if run.returncode == 0 and "[AutogradeApp | ERROR]" not in log:
-                result.ok.append(student)
+            if not autograde_failed(run.returncode, log):
+                return None
+            if not any(busy in log for busy in GRADEBOOK_BUSY):
+                break
+            time.sleep(0.5 * (attempt + 1))  # another worker held the gradebook: try again
+        return log
+
+    def autograde(self, assignment: str, on_step: Callable[[str], None] = lambda _: None, *,
+                  force: bool = False, workers: int | None = None) -> StepResult:
+        """Autograde each collected submission on its own, so one broken notebook stops no one else.
+
+        Submissions are graded ``workers`` at a time (default: ``lab.autograde_workers``, at most the
+        CPU count), each by its own ``nbgrader autograde --student`` run in a sandboxed kernel.  A
+        submission already graded after its last change is skipped unless *force*.
+        """
+        self._require(assignment)
+        result = StepResult()
+        todo = []
+        for student in self.submitted(assignment):
+            if not force and self.up_to_date(assignment, student):
+                result.skipped.append(student)
+                on_step(student)
             else:
-                result.failed[student] = log
-            on_step(student)
+                todo.append(student)
+        if not todo:
+            return result
+        lock = threading.Lock()
+
+        def grade(student: str) -> None:
+            log = self._autograde_one(assignment, student)
+            with lock:
+                if log is None:
+                    result.ok.append(student)
+                else:
+                    result.failed[student] = log
+                on_step(student)
+
+        workers = max(1, min(workers or self.workers(), len(todo)))
+        if not (self.root / "gradebook.db").exists() and workers > 1:
+            grade(todo.pop(0))  # the first run creates the gradebook; creating it twice at once races
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(grade, todo))
+        result.ok.sort()
+        result.failed = dict(sorted(result.failed.items()))
         return result
 
     def release_solutions(self, assignment: str) -> Path:

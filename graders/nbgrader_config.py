@@ -37,6 +37,51 @@ except ValueError:
 c.ExecutePreprocessor.timeout = _timeout
 c.Execute.timeout = _timeout
 
+# --- Autograde: learners' code runs in a sandbox ------------------------------------------------
+# donghaeng.sandbox wraps nbgrader's own Execute preprocessor: each kernel starts in new user, mount,
+# PID and network namespaces (no network, the course folder and homes hidden, only the submission's
+# folder visible) with resource limits.  `donghaeng course autograde` passes lab.toml's values in
+# these variables; a bad value falls back to the default with a note on stderr.
+def _env_int(name, default, minimum=1):
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+        if value < minimum:
+            raise ValueError(raw)
+        return value
+    except ValueError:
+        print(f"donghaeng: ignoring {name}={raw!r}; using {default}", file=sys.stderr)
+        return default
+
+
+if os.environ.get("DONGHAENG_AUTOGRADE_SANDBOX", "1") != "0":
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        SaveAutoGrades,
+    )
+
+    from donghaeng.sandbox import LimitOutputSize, SandboxExecute
+
+    # nbgrader's default autograde_preprocessors, with the sandboxed Execute and a size-capped LimitOutput.
+    c.Autograde.autograde_preprocessors = [
+        SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
+        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+    ]
+    c.SandboxKernelManager.memory_mb = _env_int("DONGHAENG_AUTOGRADE_MEMORY_MB", 2048)
+    c.SandboxKernelManager.processes = _env_int("DONGHAENG_AUTOGRADE_PROCESSES", 64)
+    c.SandboxKernelManager.cpu_seconds = _env_int("DONGHAENG_AUTOGRADE_CPU_SECONDS", 600)
+    c.SandboxKernelManager.file_mb = _env_int("DONGHAENG_AUTOGRADE_FILE_MB", 64)
+    c.SandboxKernelManager.open_files = _env_int("DONGHAENG_AUTOGRADE_OPEN_FILES", 256)
+    _hide = os.environ.get("DONGHAENG_AUTOGRADE_HIDE", "/home")
+    c.SandboxKernelManager.hide_paths = [p for p in _hide.split(os.pathsep) if p]
+# Output kept per cell in the graded notebook and the feedback (nbgrader's LimitOutput, plus characters).
+c.LimitOutput.max_lines = _env_int("DONGHAENG_AUTOGRADE_OUTPUT_LINES", 1000)
+c.LimitOutput.max_traceback = 100
+c.LimitOutputSize.max_chars = _env_int("DONGHAENG_AUTOGRADE_OUTPUT_CHARS", 100_000)
+
 # --- What learners see where a solution was removed --------------------------------------------
 c.ClearSolutions.code_stub = {"python": "# 여기에 답을 써 주세요\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "여기에 답을 써 주세요."
