@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as widgets
 import pytest
 
-from donghaeng import model_client
-
-from donghaeng import answers
+from donghaeng import answers, model_client
 from donghaeng.answers import load_answer
+from donghaeng.model_client import Token
 from donghaeng.widgets.playground import (
     HISTORY_LIMIT,
     MSG_ALREADY_SAVED,
@@ -50,12 +48,6 @@ class ModelBusy(ModelError):
 
 class PromptTooLong(ModelError):
     pass
-
-
-@dataclass(frozen=True)
-class Token:
-    id: int
-    text: str
 
 
 class FakeClient:

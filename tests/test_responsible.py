@@ -6,18 +6,16 @@ import html
 import json
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as widgets
 import nbformat
 import pytest
-
-from donghaeng import model_client
 from nbclient import NotebookClient
 
-from donghaeng import answers
+from donghaeng import answers, model_client
 from donghaeng.answers import ANSWERS_FILE, load_answer
+from donghaeng.model_client import TokenProb
 from donghaeng.privacy import mask_pii
 from donghaeng.widgets import responsible
 from donghaeng.widgets.responsible import (
@@ -60,13 +58,6 @@ class ModelError(Exception):
 
 class ModelBusy(ModelError):
     pass
-
-
-@dataclass(frozen=True)
-class TokenProb:
-    id: int
-    text: str
-    prob: float
 
 
 class FakeClient:
