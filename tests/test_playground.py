@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import pytest
+from fakeclients import ExplodingClient
 
 from donghaeng import answers, model_client
 from donghaeng.answers import load_answer
@@ -84,18 +85,6 @@ class FakeClient:
 
     def next_tokens(self, prompt, *, top_k=10, temperature=1.0):
         raise AssertionError("the playground never asks for next tokens")
-
-
-class ExplodingClient:
-    """Any use fails the test: proves that nothing touches the model before 실행하기."""
-
-    name = "never"
-    context_length = 10
-
-    def __getattribute__(self, item):
-        if item in ("tokenize", "complete", "next_tokens"):
-            raise AssertionError(f"model used before 실행하기: {item}")
-        return object.__getattribute__(self, item)
 
 
 @pytest.fixture(autouse=True)

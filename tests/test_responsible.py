@@ -11,6 +11,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import nbformat
 import pytest
+from fakeclients import ExplodingClient
 from nbclient import NotebookClient
 
 from donghaeng import answers, model_client
@@ -81,16 +82,6 @@ class FakeClient:
 
     def complete(self, *a, **k):  # pragma: no cover
         raise AssertionError
-
-
-class ExplodingClient:
-    name = "never"
-    context_length = 10
-
-    def __getattribute__(self, item):
-        if item in ("tokenize", "complete", "next_tokens"):
-            raise AssertionError(f"model used before the button was pressed: {item}")
-        return object.__getattribute__(self, item)
 
 
 @pytest.fixture(autouse=True)
