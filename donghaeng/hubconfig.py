@@ -32,9 +32,10 @@ def proxy_command() -> list[str]:
 
 
 def internal_ports(settings: Settings) -> dict[str, int]:
-    """Loopback ports next to the public one: hub API, proxy API, model service, then one per course grader."""
+    """Loopback ports next to the public one: hub API, proxy API, the lab's services, one per course grader."""
     port = settings.lab.port
-    ports = {"hub": port + 1, "proxy_api": port + 2, "model": port + 3}
+    ports = {"hub": port + 1, "proxy_api": port + 2, "model": port + 3,
+             "dashboard": port + 4, "home": port + 5, "certificates": port + 6, "pool": port + 7}
     ports.update({course.id: port + 10 + i for i, course in enumerate(settings.courses)})
     return ports
 
