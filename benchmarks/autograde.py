@@ -1,18 +1,29 @@
-"""Sequential vs parallel autograde on real nbgrader, in sandboxed kernels (run as root).
+"""The autograde pipeline against plain nbgrader, on 30 submissions of one assignment (run as root).
 
-    /opt/donghaeng/venv/bin/python benchmarks/autograde.py [--submissions 16] [--workers N]
+    /opt/donghaeng/venv/bin/python benchmarks/autograde.py [--submissions 30] [--hostile 8] [--workers N]
+                                                           [--sandbox process|docker|auto]
 
-Builds a throw-away course (grader account ``grader-sbx-…``) like tests/test_sandbox.py, submits a mix
-of correct, partly wrong and failing notebooks, grades them all with ``CourseRunner.autograde`` once with
-one worker and once with the pool, and prints both wall times, their ratio and whether every score
-in the gradebook is the same.
+One throw-away course (grader account ``grader-sbx-…``, like tests/test_sandbox.py) gets a mix of
+correct, partly wrong and failing notebooks plus hostile ones (endless loop, fork bomb, memory bomb,
+flood of output, network, /etc/shadow, ``rm -rf ~``, a file that is not a notebook).  In the same run:
+
+1. **plain**: one ``nbgrader autograde`` process, no sandbox, over the non-hostile submissions only
+   (hostile code must not run unsandboxed on a shared machine);
+2. **pipeline, same set**: ``CourseRunner.autograde`` (pre-checks, sandboxed kernels, worker pool,
+   reasons) over the same non-hostile submissions;
+3. **pipeline, all**: ``CourseRunner.autograde`` over every submission, hostile ones included.
+
+Prints the wall times, the ratio plain / pipeline on the same set, and whether every non-hostile
+score is identical between plain nbgrader and the pipeline (exit 1 if not).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,40 +39,74 @@ MIX = [
     "# 여기에 답을 써 주세요\nraise NotImplementedError()",  # untouched
     "import time\ntime.sleep(0.5)\ndef add(a, b):\n    return int(a) + int(b)",  # slow but correct
 ]
+NOT_A_NOTEBOOK = "badjson"
+
+
+def timed(run) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = run()
+    return time.perf_counter() - start, value
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submissions", type=int, default=16)
+    parser.add_argument("--submissions", type=int, default=30)
+    parser.add_argument("--hostile", type=int, default=8, help="how many of them are hostile (at most 8)")
     parser.add_argument("--workers", type=int, default=None, help="pool size (default: min(cpu_count, 4))")
+    parser.add_argument("--sandbox", choices=("process", "docker", "auto"), default="process")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root: the course grader is a system account", file=sys.stderr)
         return 2
     workers = args.workers or max(1, min(os.cpu_count() or 1, 4))
-    with t.sandbox_course(workers) as runner:
-        subs = {f"s{i:02d}": MIX[i % len(MIX)] for i in range(args.submissions)}
-        t.submit(runner, subs)
+    hostile_names = [*t.HOSTILE, NOT_A_NOTEBOOK][:min(args.hostile, len(t.HOSTILE) + 1)]
+    normal = {f"s{i:02d}": MIX[i % len(MIX)] for i in range(args.submissions - len(hostile_names))}
+    with t.sandbox_course(workers, autograde_sandbox=args.sandbox) as runner:
+        t.submit(runner, {**normal, **{name: t.HOSTILE.get(name, MIX[0]) for name in hostile_names}})
+        if NOT_A_NOTEBOOK in hostile_names:
+            (runner.root / "submitted" / NOT_A_NOTEBOOK / t.ASSIGNMENT / f"{t.NOTEBOOK}.ipynb").write_text("{")
 
-        start = time.perf_counter()
-        seq = runner.autograde(t.ASSIGNMENT, force=True, workers=1)
-        seq_s = time.perf_counter() - start
-        seq_scores = t.scores(runner)
+        # 1. plain nbgrader: one process, no sandbox, the non-hostile submissions
+        exclude = f"--CourseDirectory.student_id_exclude={','.join(hostile_names)}"
+        plain_s, plain = timed(lambda: runner.nbgrader("autograde", t.ASSIGNMENT, "--force", exclude,
+                                                       env={"DONGHAENG_AUTOGRADE_SANDBOX": "0"}))
+        if plain.returncode != 0:
+            print(plain.stdout + plain.stderr, file=sys.stderr)
+            return 1
+        plain_scores = {s: v for s, v in t.scores(runner).items() if s in normal}
 
-        start = time.perf_counter()
-        par = runner.autograde(t.ASSIGNMENT, force=True, workers=workers)
-        par_s = time.perf_counter() - start
-        par_scores = t.scores(runner)
+        # 2. the pipeline on the same set (hostile folders parked outside the course meanwhile)
+        parked = Path(tempfile.mkdtemp(prefix="donghaeng-parked-", dir="/var/tmp"))
+        for name in hostile_names:
+            shutil.move(runner.root / "submitted" / name, parked / name)
+        same_s, _ = timed(lambda: runner.autograde(t.ASSIGNMENT, force=True, workers=workers))
+        same_scores = {s: v for s, v in t.scores(runner).items() if s in normal}
+        for name in hostile_names:
+            shutil.move(parked / name, runner.root / "submitted" / name)
+        parked.rmdir()
 
-        same = seq_scores == par_scores and seq.ok == par.ok and seq.failed.keys() == par.failed.keys()
-        print(f"submissions: {len(subs)}  cpus: {os.cpu_count()}  workers: {workers}")
-        print(f"sequential: {seq_s:.1f} s  ({seq_s / len(subs):.2f} s each)")
-        print(f"parallel:   {par_s:.1f} s  ({par_s / len(subs):.2f} s each)")
-        print(f"speed-up:   {seq_s / par_s:.2f}x")
-        print(f"graded {len(par.ok)}, could not grade {len(par.failed)}; "
-              f"total points {sum(par_scores.values()):g} of {2 * len(subs)}")
-        print("identical scores:", "yes" if same else f"NO\n{seq_scores}\n{par_scores}")
-        return 0 if same else 1
+        # 3. the pipeline on everything
+        all_s, result = timed(lambda: runner.autograde(t.ASSIGNMENT, force=True, workers=workers))
+        all_scores = t.scores(runner)
+
+        identical = plain_scores == same_scores == {s: all_scores[s] for s in normal}
+        hostile_zero = all(result.outcomes[s].score == 0 and result.outcomes[s].reasons for s in hostile_names)
+        n, h = len(normal), len(hostile_names)
+        print(f"cpus: {os.cpu_count()}  workers: {workers}  sandbox: {args.sandbox}  "
+              f"submissions: {n + h} ({n} non-hostile, {h} hostile)  cell timeout: "
+              f"{runner.settings.lab.autograde_timeout} s")
+        print(f"plain nbgrader, 1 process, no sandbox, {n} non-hostile: {plain_s:6.1f} s ({plain_s / n:.2f} s each)")
+        print(f"pipeline, same {n} non-hostile:                       {same_s:6.1f} s ({same_s / n:.2f} s each)")
+        print(f"pipeline, all {n + h} incl. hostile:                     {all_s:6.1f} s ({all_s / (n + h):.2f} s each)")
+        print(f"ratio plain / pipeline on the same set: {plain_s / same_s:.2f}x "
+              f"(>1: the pipeline is faster)")
+        print(f"non-hostile scores identical (plain, pipeline same set, pipeline all): {'yes' if identical else 'NO'}")
+        print(f"every hostile submission zero with a reason: {'yes' if hostile_zero else 'NO'}")
+        for name in hostile_names:
+            print(f"  {name:9s} {result.outcomes[name].status:8s} {'; '.join(result.outcomes[name].reasons)}")
+        if not identical:
+            print(plain_scores, same_scores, all_scores, sep="\n")
+        return 0 if identical and hostile_zero else 1
 
 
 if __name__ == "__main__":

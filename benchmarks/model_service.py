@@ -81,14 +81,27 @@ def rss_of(pid: int) -> int:
     return 0
 
 
-def service_processes(state: Path) -> dict[str, int]:
-    """pid of the llama-server of this lab and of its parent (the service)."""
-    sock = str(state / "run" / "engine-0.sock")
+def service_processes(state: Path, index: int = 0) -> dict[str, int]:
+    """pid of the *index*-th engine of this lab and of its parent (the service)."""
+    sock = str(state / "run" / f"engine-{index}.sock")
     out = subprocess.run(["pgrep", "-f", sock], capture_output=True, text=True).stdout.split()
     engine = int(out[0])
     status = Path(f"/proc/{engine}/status").read_text()
     parent = int(next(ln for ln in status.splitlines() if ln.startswith("PPid")).split()[1])
     return {"engine": engine, "service": parent}
+
+
+def wait_healthy(base: str, timeout: float) -> bool:
+    """Wait until every engine of the service at *base* (``.../v1``) is ready; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base[:-3]}/health", timeout=3, trust_env=False).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def baseline() -> dict:
@@ -103,10 +116,10 @@ def baseline() -> dict:
     return data
 
 
-def one_learner(base: str, token: str, results: list, errors: list) -> None:
+def one_learner(base: str, token: str, results: list, errors: list, model: str | None = None) -> None:
     headers = {"Authorization": f"token {token}"}
     body = {"prompt": PROMPT, "max_tokens": TOKENS, "temperature": 0.8, "ignore_eos": True, "stream": True,
-            "stream_options": {"include_usage": True}}
+            "stream_options": {"include_usage": True}, **({"model": model} if model else {})}
     with httpx.Client(timeout=CALL_TIMEOUT, trust_env=False) as client:
         for _ in range(ROUNDS):
             start = time.monotonic()
@@ -133,10 +146,11 @@ def one_learner(base: str, token: str, results: list, errors: list) -> None:
             results.append({"ttft": first, "tokens": tokens, "end": time.monotonic()})
 
 
-def burst(base: str, tokens: list[str]) -> dict:
+def burst(base: str, tokens: list[str], model: str | None = None) -> dict:
+    """All *tokens* (learners) stream ROUNDS completions at once from *model* (default: the first)."""
     results: list = []
     errors: list = []
-    threads = [threading.Thread(target=one_learner, args=(base, t, results, errors)) for t in tokens]
+    threads = [threading.Thread(target=one_learner, args=(base, t, results, errors, model)) for t in tokens]
     start = time.monotonic()
     for t in threads:
         t.start()
@@ -175,14 +189,7 @@ def main() -> None:
         from donghaeng.hubconfig import internal_ports
 
         base = f"http://127.0.0.1:{internal_ports(lab.settings)['model']}/services/model/v1"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base[:-3]}/health", timeout=3, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_healthy(base, 180)
         print(f"service: logging in {len(people)} learners ...", flush=True)
         users = [HubUser.logged_in(lab, key) for key in people]
         tokens = [u.token for u in users]

@@ -18,10 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .cohort import Cohort
-from .courses import CourseRunner, NbgraderError
+from .courses import CourseRunner, NbgraderError, StepResult
+from .classstart import class_app
+from .images import images_app
+from .k8s import k8s_app
 from .provision import ProvisionError, import_roster, prepare_lab
 from .roster import RosterError
-from .settings import REPO_ROOT, SETTINGS_ENV, Settings, SettingsError, load_settings
+from .settings import REPO_ROOT, SETTINGS_ENV, SPAWNER_ENV, Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 console = Console()
@@ -36,6 +39,12 @@ course_app = typer.Typer(help="과제 배포·수집·채점·피드백 / Releas
                          no_args_is_help=True)
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(course_app, name="course")
+cert_app = typer.Typer(help="수료증 발급·취소·확인 / Certificates: status, issue, revoke, verify.",
+                       no_args_is_help=True)
+app.add_typer(cert_app, name="cert")
+app.add_typer(images_app, name="images")
+app.add_typer(class_app, name="class")
+app.add_typer(k8s_app, name="k8s")
 
 SettingsOpt = Annotated[Optional[Path], typer.Option(
     "--settings", "-s", envvar=SETTINGS_ENV,
@@ -83,8 +92,12 @@ def _fail(e: NbgraderError) -> typer.Exit:
 def up(
     settings_path: SettingsOpt = None,
     demo: Annotated[bool, typer.Option(help="데모 학습자 명단을 넣어요 / load the demo cohort.")] = False,
+    spawner: Annotated[Optional[str], typer.Option(
+        help="설정 파일의 lab.spawner 대신: local, docker, swarm / overrides lab.spawner.")] = None,
 ) -> None:
     """허브를 시작해요 / Start the hub (prepares folders, courses and accounts first)."""
+    if spawner:
+        os.environ[SPAWNER_ENV] = spawner  # the hub's own load_settings() sees it too
     settings = _settings(settings_path)
     try:
         report = prepare_lab(settings, demo=demo)
@@ -194,15 +207,38 @@ def course_autograde(course: CourseArg, assignment: AssignmentArg, settings_path
             result = runner.autograde(assignment, on_step=lambda _: progress.advance(task), force=force)
     except NbgraderError as e:
         raise _fail(e) from e
-    console.print(f"채점 완료 {len(result.ok)}명 / graded {len(result.ok)}")
-    if result.skipped:
-        console.print(f"이미 채점돼 건너뜀 {len(result.skipped)}명(--force로 다시 채점) / "
-                      f"already graded, skipped {len(result.skipped)} (use --force)")
     for student, log in result.failed.items():
         err.print(f"[red]{student}: 채점하지 못했어요(제출물은 그대로 있어요) / could not grade (submission kept)[/red]")
         err.print(log[-1500:], markup=False, highlight=False)
+    console.print(_autograde_table(f"{course}/{assignment} 자동 채점 결과 / autograde summary", result))
+    console.print(f"채점 {len(result.ok)}명 · 이미 채점돼 건너뜀 {len(result.skipped)}명(--force로 다시 채점) · "
+                  f"채점 전에 0점 {len(result.refused)}명 · 채점 못 함 {len(result.failed)}명")
     if result.failed:
         raise typer.Exit(1)
+
+
+AUTOGRADE_STATUS = {
+    "graded": "[green]채점했어요[/green]",
+    "skipped": "그대로예요(이미 채점)",
+    "refused": "[yellow]채점 전에 0점[/yellow]",
+    "failed": "[red]채점하지 못했어요[/red]",
+}
+
+
+def _autograde_table(title: str, result: StepResult) -> Table:
+    """학습자 · 점수/만점 · 상태 · 이유: one row per submission, reasons for every zero."""
+    table = Table(title=title)
+    for col in ("학습자", "점수/만점", "상태", "이유"):
+        table.add_column(col, overflow="fold")
+    for outcome in result.outcomes.values():
+        score = "-" if outcome.score is None else f"{outcome.score:g}"
+        max_score = "-" if outcome.max_score is None else f"{outcome.max_score:g}"
+        status = AUTOGRADE_STATUS[outcome.status]
+        if outcome.needs_manual:
+            status += " · 강사 채점 남음"
+        table.add_row(outcome.student, f"{score}/{max_score}", status,
+                      "\n".join(outcome.reasons))
+    return table
 
 
 @course_app.command("feedback")
@@ -220,6 +256,93 @@ def course_release_solutions(course: CourseArg, assignment: AssignmentArg,
     runner = _runner(settings_path, course)
     dest = _step("풀이를 공개하고 있어요… / publishing…", lambda: runner.release_solutions(assignment))
     console.print(f"[green]풀이를 공개했어요[/green]: {dest}  (학습자는 q.solution()으로 봐요)")
+
+
+def _cert_call(run: Callable[[], T]) -> T:
+    """Run a certification step; a refusal prints its Korean reason and exits 1."""
+    from rich.markup import escape
+
+    from .certification import CertificationError
+
+    try:
+        return run()
+    except (CertificationError, PermissionError) as e:
+        reason = str(e) if isinstance(e, CertificationError) else \
+            f"권한이 없어요: {e.filename} (관리자 계정(root)으로 실행해 주세요)"
+        err.print(f"[red]{escape(reason)}[/red]", highlight=False)
+        raise typer.Exit(1) from e
+
+
+def _operator() -> str:
+    return f"{os.environ.get('SUDO_USER') or os.environ.get('USER') or 'root'} (cli)"
+
+
+@cert_app.command("status")
+def cert_status(settings_path: SettingsOpt = None,
+                course: Annotated[Optional[str], typer.Option(help="이 과정 학습자만 / only this course")] = None,
+                login: Annotated[Optional[str], typer.Option(help="이 학습자만 / only this learner")] = None,
+                ) -> None:
+    """학습자별 수료 단계와 남은 조건을 보여줘요 / Levels held and what is still missing."""
+    from .certification import evaluate
+
+    settings = _settings(settings_path)
+    learners = _cert_call(lambda: evaluate(settings, login))
+    table = Table(title="수료 현황 / certification status")
+    for col in ("아이디", "이름", "받은 단계", "다음 단계에 남은 것"):
+        table.add_column(col, overflow="fold")
+    for person in learners:
+        if course and course not in person.courses:
+            continue
+        todo = [e for e in person.eligibility.values() if e.level not in person.levels]
+        nxt = todo[0] if todo else None
+        missing = "모두 받았어요" if nxt is None else (f"{nxt.name}: 발급할 수 있어요" if nxt.eligible
+                                                   else f"{nxt.name}:\n" + "\n".join(nxt.missing))
+        table.add_row(person.login, person.name, ", ".join(person.levels) or "-", missing)
+    console.print(table)
+
+
+@cert_app.command("issue")
+def cert_issue(login: str, level: str, settings_path: SettingsOpt = None) -> None:
+    """수료증을 발급해요(기준을 채운 경우만) / Issue a level when the policy allows it."""
+    from .certification import issue
+
+    settings = _settings(settings_path)
+    cert = _cert_call(lambda: issue(settings, login, level, _operator()))
+    console.print(f"[green]발급했어요[/green]: {cert.serial} {cert.name} ({cert.level})\n"
+                  f"PDF: {cert.pdf_path}\n전자 수료증 / credential: {cert.credential_path}")
+
+
+@cert_app.command("revoke")
+def cert_revoke(serial: str, reason: Annotated[str, typer.Option("--reason", help="취소 사유 / why")],
+                settings_path: SettingsOpt = None) -> None:
+    """수료증을 취소해요(열린 과정도 닫혀요) / Revoke a certificate (closes what it unlocked)."""
+    from .certification import revoke
+
+    settings = _settings(settings_path)
+    _cert_call(lambda: revoke(settings, serial, _operator(), reason))
+    console.print(f"[yellow]취소했어요[/yellow]: {serial}")
+
+
+@cert_app.command("verify")
+def cert_verify(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="수료증 .json")],
+                settings_path: SettingsOpt = None) -> None:
+    """전자 수료증(JSON)의 서명과 취소 여부를 확인해요 / Verify a credential file."""
+    import json
+
+    from .certification import verify_credential
+
+    settings = _settings(settings_path)
+    try:
+        credential = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        credential = None
+    result = verify_credential(settings, credential)
+    (console if result.ok else err).print(result.reason, markup=False, highlight=False)
+    if result.serial:
+        console.print(f"{result.serial} · {result.name} · {result.level} · {result.issued_at[:10]}",
+                      markup=False, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

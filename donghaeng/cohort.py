@@ -35,6 +35,14 @@ CREATE TABLE IF NOT EXISTS enrolments (
     course TEXT NOT NULL,
     PRIMARY KEY (login, course)
 );
+-- Courses opened by a certification level (donghaeng.certification), kept apart from the roster's
+-- enrolments so that re-importing the roster neither drops nor duplicates them.
+CREATE TABLE IF NOT EXISTS granted_courses (
+    login TEXT NOT NULL REFERENCES accounts(login) ON DELETE CASCADE,
+    course TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (login, course)
+);
 """
 # Unambiguous characters only: initial passwords are read aloud and typed by non-technical learners.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -93,13 +101,15 @@ class Cohort:
             db.close()
 
     # -- reading -----------------------------------------------------------------------------
-    def _load(self, db: sqlite3.Connection, where: str = "", args: tuple = ()) -> list[Account]:
+    def _load(self, db: sqlite3.Connection, where: str = "", args: tuple = (),
+              granted: bool = True) -> list[Account]:
         rows = db.execute(
             f"SELECT login, name, role, email, phone, password_hash, must_change FROM accounts {where} "
             "ORDER BY login", args,
         ).fetchall()
         courses: dict[str, list[str]] = {}
-        for login, course in db.execute("SELECT login, course FROM enrolments ORDER BY course"):
+        union = " UNION SELECT login, course FROM granted_courses" if granted else ""
+        for login, course in db.execute(f"SELECT login, course FROM enrolments{union} ORDER BY course"):
             courses.setdefault(login, []).append(course)
         return [
             Account(
@@ -124,7 +134,7 @@ class Cohort:
         """Create or update accounts in one transaction; passwords of existing accounts are kept."""
         report = ImportReport()
         with self._connect() as db:
-            existing = {a.login: a.person for a in self._load(db)}
+            existing = {a.login: a.person for a in self._load(db, granted=False)}
             for person in people:
                 old = existing.get(person.login)
                 if old == person:
@@ -152,6 +162,19 @@ class Cohort:
                     [(person.login, course) for course in person.courses],
                 )
         return report
+
+    def grant_course(self, login: str, course: str, reason: str) -> bool:
+        """Enrol *login* in *course* on top of the roster; False when it was already granted."""
+        with self._connect() as db:
+            cur = db.execute("INSERT OR IGNORE INTO granted_courses (login, course, reason) VALUES (?, ?, ?)",
+                             (login, course, reason))
+        return cur.rowcount == 1
+
+    def withdraw_course(self, login: str, course: str) -> bool:
+        """Undo :meth:`grant_course` (a roster enrolment stays); False when nothing was granted."""
+        with self._connect() as db:
+            cur = db.execute("DELETE FROM granted_courses WHERE login = ? AND course = ?", (login, course))
+        return cur.rowcount == 1
 
     def verify(self, login: str, password: str) -> Account | None:
         """The account when *password* matches; None for an unknown login or a wrong password."""

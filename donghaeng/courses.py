@@ -9,6 +9,7 @@ runs the CLI.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import pwd
 import shutil
@@ -20,8 +21,13 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from nbgrader.api import Gradebook, MissingEntry
 
 from .accounts import ensure_system_user
+from .grading.submissions import diagnose, failure_reason, fingerprint, refusal
+from .home.schedule import load_schedule, nbgrader_duedate
 from .roster import Person
 from .settings import Course, Settings
 
@@ -45,13 +51,31 @@ class NbgraderError(Exception):
         self.log = log
 
 
+Status = Literal["graded", "skipped", "refused", "failed"]
+
+
+@dataclass
+class Outcome:
+    """One submission after ``autograde``: what the summary table shows."""
+
+    student: str
+    status: Status
+    score: float | None = None
+    max_score: float | None = None
+    reasons: list[str] = field(default_factory=list)
+    needs_manual: bool = False  # written answers a trainer still has to grade
+
+
 @dataclass
 class StepResult:
     ok: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # already graded, submission unchanged
+    refused: dict[str, str] = field(default_factory=dict)  # not handed to nbgrader: zero, with the reason
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
+NOT_GRADED = "nbgrader가 채점하지 못했어요 (기록은 .donghaeng/autograde/ 에 있어요)"
 # A gradebook write that lost a race with another grading process (SQLite allows one writer).
 GRADEBOOK_BUSY = ("database is locked", "database table is locked")
 # nbgrader logs a cell that ran past the timeout as an error, but grades the notebook (that cell fails).
@@ -105,10 +129,11 @@ class CourseRunner:
         return sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
 
     # -- running nbgrader ---------------------------------------------------------------------
-    def nbgrader(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run one nbgrader app in the course folder as the grader account."""
+    def nbgrader(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run one nbgrader app in the course folder as the grader account (*env* adds variables)."""
         entry = pwd.getpwnam(self.course.grader_user)
         lab = self.settings.lab
+        extra = env or {}
         env = {
             "HOME": entry.pw_dir,
             "USER": entry.pw_name,
@@ -122,8 +147,10 @@ class CourseRunner:
             "DONGHAENG_AUTOGRADE_CPU_SECONDS": str(lab.autograde_cpu_seconds),
             "DONGHAENG_AUTOGRADE_FILE_MB": str(lab.autograde_file_mb),
             "DONGHAENG_AUTOGRADE_OUTPUT_LINES": str(lab.autograde_output_lines),
+            "DONGHAENG_AUTOGRADE_SANDBOX_KIND": lab.autograde_sandbox,
             "DONGHAENG_AUTOGRADE_HIDE": os.pathsep.join(
                 str(p) for p in (lab.home_root, self.settings.paths.root) if str(p) != "/"),
+            **extra,
         }
         as_grader = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
         return subprocess.run(
@@ -162,6 +189,10 @@ class CourseRunner:
     def release(self, assignment: str) -> None:
         self._require(assignment)
         self._check("과제 만들기(generate)", "generate_assignment", assignment, "--force")
+        planned = load_schedule(self.settings, self.course).get(assignment)
+        if planned and planned.deadline:  # assignments/<course>/schedule.toml → nbgrader's duedate
+            self._check("마감일 설정", "db", "assignment", "add", assignment,
+                        f"--duedate={nbgrader_duedate(planned.deadline)}")
         self._check("과제 배포(release)", "release_assignment", assignment, "--force")
 
     def collect(self, assignment: str) -> list[str]:
@@ -178,30 +209,62 @@ class CourseRunner:
     def workers(self) -> int:
         return max(1, min(os.cpu_count() or 1, self.settings.lab.autograde_workers))
 
+    # -- autograde bookkeeping: one small record per finished submission ----------------------
+    def _record_path(self, assignment: str, student: str) -> Path:
+        return self.root / ".donghaeng" / "autograde" / assignment / f"{student}.json"
+
+    def _read_record(self, assignment: str, student: str) -> dict | None:
+        try:
+            return json.loads(self._record_path(assignment, student).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _write_record(self, assignment: str, student: str, submitted: str) -> None:
+        """Written as soon as nbgrader finished one submission, atomically: a killed run leaves no record.
+
+        *submitted* is the submission's fingerprint taken before grading started.
+        """
+        path = self._record_path(assignment, student)
+        record = {"fingerprint": submitted}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+
     def up_to_date(self, assignment: str, student: str) -> bool:
-        """True when the student's autograded copy is newer than everything in their submission."""
-        graded = self.root / "autograded" / student / assignment
-        submitted = self.root / "submitted" / student / assignment
-        if not graded.is_dir():
-            return False
-        notebooks = list(graded.glob("*.ipynb"))
-        if not notebooks:
-            return False
-        newest_submitted = max((p.stat().st_mtime for p in [submitted, *submitted.rglob("*")]), default=0)
-        return min(p.stat().st_mtime for p in notebooks) > newest_submitted
+        """True when this exact submission (same files, sizes and times) was already graded to the end."""
+        record = self._read_record(assignment, student)
+        return record is not None and record.get("fingerprint") == fingerprint(
+            self.root / "submitted" / student / assignment)
+
+    def notebook_names(self, assignment: str) -> list[str]:
+        """The notebooks learners were given (the release copy made by generate_assignment)."""
+        release = self.root / "release" / assignment
+        return sorted(p.name for p in release.glob("*.ipynb")) if release.is_dir() else []
+
+    def _refusal(self, assignment: str, student: str) -> str | None:
+        limit = self.settings.lab.autograde_max_submission_mb * 2**20
+        expected = self.notebook_names(assignment)
+        return refusal(self.root / "submitted" / student / assignment, expected, limit) if expected else None
 
     def _autograde_one(self, assignment: str, student: str) -> str | None:
-        """Grade one submission; None when it worked, else nbgrader's log."""
+        """Grade one submission; None when it worked, else nbgrader's log (kept in ``.donghaeng``)."""
+        submitted = fingerprint(self.root / "submitted" / student / assignment)
         log = ""
         for attempt in range(4):
             run = self.nbgrader("autograde", assignment, "--student", student, "--force")
             log = run.stdout + run.stderr
             if not autograde_failed(run.returncode, log):
-                return None
+                break
             if not any(busy in log for busy in GRADEBOOK_BUSY):
                 break
             time.sleep(0.5 * (attempt + 1))  # another worker held the gradebook: try again
-        return log
+        log_path = self._record_path(assignment, student).with_suffix(".log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(log, encoding="utf-8")
+        if autograde_failed(run.returncode, log):
+            return log
+        self._write_record(assignment, student, submitted)
+        return None
 
     def autograde(self, assignment: str, on_step: Callable[[str], None] = lambda _: None, *,
                   force: bool = False, workers: int | None = None) -> StepResult:
@@ -210,6 +273,12 @@ class CourseRunner:
         Submissions are graded ``workers`` at a time (default: ``lab.autograde_workers``, at most the
         CPU count), each by its own ``nbgrader autograde --student`` run in a sandboxed kernel.  A
         submission already graded after its last change is skipped unless *force*.
+
+        Submissions that are too big, empty, not notebooks or wrongly named are refused before
+        nbgrader sees them and get zero in the gradebook.  Every finished submission leaves a record
+        (``.donghaeng/autograde/<assignment>/<student>.json``), so a run that was killed midway
+        grades only what is missing when it runs again.  ``result.outcomes`` has each learner's score
+        and the Korean reasons for the summary table.
         """
         self._require(assignment)
         result = StepResult()
@@ -218,29 +287,76 @@ class CourseRunner:
             if not force and self.up_to_date(assignment, student):
                 result.skipped.append(student)
                 on_step(student)
+                continue
+            reason = self._refusal(assignment, student)
+            if reason:
+                result.refused[student] = reason
+                on_step(student)
             else:
                 todo.append(student)
-        if not todo:
-            return result
         lock = threading.Lock()
 
         def grade(student: str) -> None:
             log = self._autograde_one(assignment, student)
+            reason = failure_reason(log) if log is not None else None
             with lock:
                 if log is None:
                     result.ok.append(student)
+                elif reason:
+                    result.refused[student] = reason
                 else:
                     result.failed[student] = log
                 on_step(student)
 
-        workers = max(1, min(workers or self.workers(), len(todo)))
-        if not (self.root / "gradebook.db").exists() and workers > 1:
-            grade(todo.pop(0))  # the first run creates the gradebook; creating it twice at once races
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(grade, todo))
+        if todo:
+            workers = max(1, min(workers or self.workers(), len(todo)))
+            if not (self.root / "gradebook.db").exists() and workers > 1:
+                grade(todo.pop(0))  # the first run creates the gradebook; creating it twice at once races
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(grade, todo))
         result.ok.sort()
         result.failed = dict(sorted(result.failed.items()))
+        result.refused = dict(sorted(result.refused.items()))
+        self._finish(assignment, result)
         return result
+
+    def _finish(self, assignment: str, result: StepResult) -> None:
+        """Zero the refused submissions in the gradebook, then read and explain every score."""
+        db = self.root / "gradebook.db"
+        if not db.exists():
+            self._outcomes_without_gradebook(result)
+            return
+        with Gradebook(f"sqlite:///{db}", course_id=self.course.id) as gb:
+            for student in result.refused:
+                _zero_submission(gb, assignment, student)
+            for student in sorted([*result.ok, *result.skipped, *result.refused, *result.failed]):
+                try:
+                    sub = gb.find_submission(assignment, student)
+                    score, max_score, manual = sub.score, sub.max_score, sub.needs_manual_grade
+                except MissingEntry:
+                    score = max_score = None
+                    manual = False
+                if student in result.refused:
+                    outcome = Outcome(student, "refused", score, max_score, [result.refused[student]])
+                elif student in result.failed:
+                    outcome = Outcome(student, "failed", score, max_score, [NOT_GRADED])
+                else:
+                    graded = sorted((self.root / "autograded" / student / assignment).glob("*.ipynb"))
+                    log_path = self._record_path(assignment, student).with_suffix(".log")
+                    log = log_path.read_text(encoding="utf-8") if log_path.exists() else ""
+                    status: Status = "skipped" if student in result.skipped else "graded"
+                    outcome = Outcome(student, status, score, max_score, diagnose(graded, log, score),
+                                      needs_manual=bool(manual))
+                result.outcomes[student] = outcome
+        _chown_like(db, self.root)
+        _chown_tree(self.root / ".donghaeng", *_owner(self.root))
+
+    @staticmethod
+    def _outcomes_without_gradebook(result: StepResult) -> None:
+        for student, reason in result.refused.items():
+            result.outcomes[student] = Outcome(student, "refused", 0.0, None, [reason])
+        for student in result.failed:
+            result.outcomes[student] = Outcome(student, "failed", None, None, [NOT_GRADED])
 
     def release_solutions(self, assignment: str) -> Path:
         """Publish the self-check solutions (``q.solution()``) of an assignment to its learners."""
@@ -263,7 +379,35 @@ class CourseRunner:
         self._check("피드백 돌려주기(release_feedback)", "release_feedback", assignment)
 
 
+def _zero_submission(gb: Gradebook, assignment: str, student: str) -> None:
+    """Zero every autograded mark of a refused submission, as nbgrader does for a missing notebook."""
+    try:
+        gb.update_or_create_student(student)
+        with gb.db.no_autoflush:
+            submission = gb.update_or_create_submission(assignment, student)
+    except MissingEntry:  # the assignment was never generated: nothing to record
+        return
+    for notebook in submission.notebooks:
+        for grade in notebook.grades:
+            grade.auto_score = 0
+            grade.needs_manual_grade = False
+    gb.db.commit()
+
+
+def _owner(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_uid, st.st_gid
+
+
+def _chown_like(path: Path, like: Path) -> None:
+    """Files written here as root stay the grader account's (no-op when not root)."""
+    if os.geteuid() == 0 and path.exists():
+        os.chown(path, *_owner(like))
+
+
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    if os.geteuid() != 0 or not root.exists():
+        return
     os.chown(root, uid, gid)
     for path in root.rglob("*"):
         os.chown(path, uid, gid, follow_symlinks=False)

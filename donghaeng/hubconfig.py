@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 
+from . import classstart
 from .roles import hub_roles
 from .settings import REPO_ROOT, Settings
 
@@ -112,6 +113,18 @@ def apply_config(c, settings: Settings) -> None:
     c.Authenticator.auth_refresh_age = 60
     c.JupyterHub.load_roles = hub_roles(settings)
     c.JupyterHub.services = grader_services(settings)
+    classstart.configure(c, settings)  # spawn queue, idle culler, `donghaeng class prepare` service
+
+    if settings.dashboard.enabled:  # the trainer dashboard (donghaeng.dashboard)
+        from .dashboard import hub as dashboard_hub
+
+        c.JupyterHub.services.append(dashboard_hub.service_spec(settings, ports["dashboard"]))
+
+    if settings.certification.enabled:  # certificate verification (public) and the TTT gate's token
+        from .certification import hub as certification_hub
+
+        certification_hub.prepare(settings)
+        c.JupyterHub.services.extend(certification_hub.service_specs(settings, ports["certificates"]))
 
     if settings.model.enabled:  # the shared language model service (donghaeng.modelservice)
         from .modelservice import hub as model_hub
@@ -120,3 +133,18 @@ def apply_config(c, settings: Settings) -> None:
         c.JupyterHub.services.append(model_hub.service_spec(settings, ports["model"]))
         c.Spawner.server_token_scopes = [*SERVER_TOKEN_SCOPES, model_hub.ACCESS_SCOPE]
         c.Spawner.environment.update(model_hub.learner_environment(settings, ports["model"]))
+
+    if lab.spawner != "local":  # a container per learner (donghaeng.containers); after
+        # the services, whose addresses it moves onto the learners' network
+        from . import containers
+
+        containers.configure(c, settings)
+
+    if settings.home.enabled:  # the learner home (donghaeng.home): where people land after login
+        from .home import hub as home_hub
+
+        c.JupyterHub.services.append(home_hub.service_spec(settings, ports["home"]))
+        c.JupyterHub.default_url = home_hub.URL
+        c.JupyterHub.template_vars = {**c.JupyterHub.template_vars, "learner_home_url": home_hub.URL}
+        c.Spawner.server_token_scopes = [*c.Spawner.server_token_scopes, home_hub.ACCESS_SCOPE]
+        c.Spawner.environment.update(home_hub.learner_environment(ports["home"]))

@@ -6,10 +6,12 @@ generated place holds the nbgrader exchange settings instead of per-user copies.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
 
+from .glossary import kernel_help_config
 from .settings import REPO_ROOT, Settings
 
 GRADERS_SRC = REPO_ROOT / "graders"
@@ -43,39 +45,99 @@ def write_shared_config(settings: Settings) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-# Instructor tools a learner never needs: hidden in JupyterLab and not loaded on the server.
+# Instructor tools a learner never needs, nbgrader's English learner panels (the learner home and the
+# notebook's 제출하기 button replace them), and developer tools: not loaded in learners' JupyterLab.
 LEARNER_DISABLED_LAB_PLUGINS = [
     "@jupyter/nbgrader:create-assignment",
     "@jupyter/nbgrader:formgrader",
     "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:assignment-list",
+    "@jupyter/nbgrader:validate-assignment",
+    "@jupyter/nbgrader:menu",
+    "@jupyterlab/extensionmanager-extension",
+    "@jupyterlab/debugger-extension",
+    "@jupyter-notebook/lab-extension:interface-switcher",
 ]
-LEARNER_SERVER_CONFIG = {
-    "ServerApp": {
-        "jpserver_extensions": {
-            "nbgrader.server_extensions.formgrader": False,
-            "nbgrader.server_extensions.course_list": False,
-        },
-        "terminals_enabled": False,
-    }
+LEARNER_DISABLED_SERVER_EXTENSIONS = [
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.course_list",
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.validate_assignment",
+]
+# The focused view ([learner_ui] focused): one notebook at a time, no status bar, no kernel chooser.
+FOCUSED_OVERRIDES = {
+    "@jupyterlab/application-extension:shell": {"startMode": "single"},
+    "@jupyterlab/statusbar-extension:plugin": {"visible": False},
+    "@jupyterlab/notebook-extension:panel": {"toolbar": [{"name": "kernelName", "disabled": True}]},
 }
+
+
+def lab_overrides(settings: Settings) -> dict:
+    """JupyterLab settings defaults for everyone: the lab's language, no news or update pop-ups."""
+    locale = {"ko": "ko_KR", "en": "en"}[settings.lab.default_language]
+    overrides = _global_overrides_file(settings)
+    current = json.loads(overrides.read_text()) if overrides.exists() else {}
+    current["@jupyterlab/translation-extension:plugin"] = {"locale": locale}
+    current.setdefault("@jupyterlab/apputils-extension:notification", {})["fetchNews"] = "false"
+    current["@jupyterlab/apputils-extension:notification"]["checkForUpdates"] = False
+    return current
+
+
+def learner_lab_overrides(settings: Settings) -> dict:
+    """Everyone's defaults plus what [learner_ui] asks for learners."""
+    ui = settings.learner_ui
+    overrides = lab_overrides(settings)
+    if ui.news:
+        overrides["@jupyterlab/apputils-extension:notification"].update(fetchNews="true", checkForUpdates=True)
+    if ui.focused:
+        overrides.update(copy.deepcopy(FOCUSED_OVERRIDES))
+    return overrides
+
+
+def learner_disabled_plugins(settings: Settings) -> list[str]:
+    """Lab plugins learners do not get; the file browser goes when [learner_ui] (or the home) says so."""
+    ui = settings.learner_ui
+    file_browser = ui.file_browser if ui.file_browser is not None else not settings.home.enabled
+    return LEARNER_DISABLED_LAB_PLUGINS + ([] if file_browser else ["@jupyterlab/filebrowser-extension:widget"])
+
+
+def learner_server_config(settings: Settings) -> dict:
+    """jupyter_server_config.json of learners: instructor extensions off, terminal as [learner_ui] says."""
+    root = settings.paths.learner_config
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {
+                **{name: False for name in LEARNER_DISABLED_SERVER_EXTENSIONS},
+                "donghaeng.learner_ext": True,  # open/submit/restore/help (learner home, toolbar)
+            },
+            "terminals_enabled": settings.learner_ui.terminal,
+        },
+        # learners' own JupyterLab defaults (overrides.json); JupyterLab and Notebook 7 read them here
+        "LabServerApp": {"app_settings_dir": str(root / "lab" / "settings")},
+    }
 
 
 def write_learner_config(settings: Settings) -> None:
     """Config dir put first on learners' JUPYTER_CONFIG_PATH (see SystemUserSpawner.get_env)."""
     root = settings.paths.learner_config
-    _write(root / "labconfig" / "page_config.json",
-           json.dumps({"disabledExtensions": {name: True for name in LEARNER_DISABLED_LAB_PLUGINS}}, indent=2))
-    _write(root / "jupyter_server_config.json", json.dumps(LEARNER_SERVER_CONFIG, indent=2))
-    for path in (root, root / "labconfig"):
+    disabled = {name: True for name in learner_disabled_plugins(settings)}
+    _write(root / "labconfig" / "page_config.json", json.dumps({"disabledExtensions": disabled}, indent=2))
+    _write(root / "jupyter_server_config.json", json.dumps(learner_server_config(settings), indent=2))
+    _write(root / "lab" / "settings" / "overrides.json",
+           json.dumps(learner_lab_overrides(settings), indent=2, ensure_ascii=False))
+    for path in (root, root / "labconfig", root / "lab", root / "lab" / "settings"):
         path.chmod(0o755)
 
 
+def _global_overrides_file(settings: Settings) -> Path:
+    return settings.lab.user_prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+
+
 def write_lab_overrides(settings: Settings) -> None:
-    """JupyterLab opens in the default language for everyone (learners can still switch)."""
-    locale = {"ko": "ko_KR", "en": "en"}[settings.lab.default_language]
-    overrides = settings.lab.user_prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
-    current = json.loads(overrides.read_text()) if overrides.exists() else {}
-    current["@jupyterlab/translation-extension:plugin"] = {"locale": locale}
-    current.setdefault("@jupyterlab/apputils-extension:notification", {})["fetchNews"] = "false"
-    current["@jupyterlab/apputils-extension:notification"]["checkForUpdates"] = False
-    _write(overrides, json.dumps(current, indent=2, ensure_ascii=False))
+    """Defaults every server and kernel of the lab reads from user_prefix: JupyterLab opens in the default
+    language (learners can still switch), and every notebook's Help menu links to the glossary."""
+    prefix = settings.lab.user_prefix
+    _write(_global_overrides_file(settings), json.dumps(lab_overrides(settings), indent=2, ensure_ascii=False))
+    _write(prefix / "etc" / "jupyter" / "jupyter_server_config.d" / "donghaeng-glossary.json",
+           json.dumps({"ServerApp": {"jpserver_extensions": {"donghaeng.glossary": True}}}, indent=2))
+    _write(prefix / "etc" / "ipython" / "ipython_kernel_config.py", kernel_help_config())

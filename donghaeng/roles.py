@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from .certification.hub import roles as certification_roles
+from .dashboard.hub import roles as dashboard_roles
+from . import classstart
+from .home.hub import roles as home_roles
 from .modelservice.hub import roles as model_roles
 from .roster import ROLES, Person
 from .settings import Settings
@@ -43,4 +47,8 @@ def hub_roles(settings: Settings) -> list[dict]:
                        f"read:groups!group=nbgrader-{course.id}"],
         })
     roles.extend(model_roles(settings))  # who may use the shared model service
+    roles.extend(classstart.roles(settings))  # idle culler, `donghaeng class prepare`
+    roles.extend(dashboard_roles(settings))  # trainers/admins (and calibration candidates) open the dashboard
+    roles.extend(certification_roles(settings))  # the TTT gate manages course groups
+    roles.extend(home_roles(settings))  # everyone opens the learner home
     return roles

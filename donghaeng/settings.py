@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS = REPO_ROOT / "hub" / "lab.toml"
 SETTINGS_ENV = "DONGHAENG_SETTINGS"
+SPAWNER_ENV = "DONGHAENG_SPAWNER"  # `donghaeng up --spawner` overrides lab.spawner of the file
 COURSE_ID = re.compile(r"^[a-z][a-z0-9]{1,15}(-[a-z0-9]{1,15}){0,2}$")
 
 
@@ -50,7 +51,9 @@ class Lab(_Strict):
     data_dir: Path = Path("/srv/donghaeng")
     ip: str = "127.0.0.1"
     port: int = 8000
-    spawner: Literal["local"] = "local"
+    spawner: Literal["local", "docker", "swarm"] = Field(
+        default="local", description="'local': a system account per learner; 'docker'/'swarm': a container per "
+                                     "learner ([containers]).")
     default_language: Literal["ko", "en"] = "ko"
     user_prefix: Path = Field(
         default=Path("/opt/donghaeng/venv"),
@@ -65,6 +68,13 @@ class Lab(_Strict):
     autograde_cpu_seconds: int = Field(default=600, ge=1, description="CPU seconds one grading kernel may use.")
     autograde_file_mb: int = Field(default=64, ge=1, description="Largest file a grading kernel may write, MiB.")
     autograde_output_lines: int = Field(default=1000, ge=10, description="Output lines kept per cell when graded.")
+    autograde_sandbox: Literal["auto", "docker", "process"] = Field(
+        default="auto",
+        description="Where grading kernels run: 'docker' (a throw-away container of the grader image), "
+                    "'process' (a namespaced, rlimited process) or 'auto' (docker when the engine answers "
+                    "and the image exists).")
+    autograde_max_submission_mb: int = Field(
+        default=20, ge=1, description="Submissions larger than this (MiB, all files) are refused before grading.")
     min_password_length: int = 8
 
 
@@ -76,11 +86,13 @@ class ModelEntry(_Strict):
     """One language model in the shared model service's catalogue (``[[models]]``)."""
 
     name: str = Field(description="Name clients send as 'model' (e.g. 'gemma3-270m').")
-    engine: Literal["llama-server", "openai"] = Field(
+    engine: Literal["llama-server", "transformers", "openai"] = Field(
         default="llama-server",
         description="'llama-server': the service runs llama.cpp on a GGUF file; "
+                    "'transformers': the service runs transformers on a Hugging Face model folder; "
                     "'openai': proxy an external OpenAI-compatible server (vLLM, Ollama).")
-    path: Path | None = Field(default=None, description="GGUF file (engine = llama-server).")
+    path: Path | None = Field(
+        default=None, description="GGUF file (engine = llama-server) or Hugging Face model folder (transformers).")
     url: str | None = Field(default=None, description="Base URL ending in /v1 (engine = openai).")
     upstream_model: str | None = Field(default=None, description="Model name the upstream expects; default: name.")
     api_key: str | None = Field(default=None, description="Bearer key for the upstream (engine = openai).")
@@ -103,7 +115,35 @@ class ModelEntry(_Strict):
             raise ValueError(f"model '{self.name}': engine 'llama-server' needs path (a GGUF file)")
         if self.engine == "openai" and not self.url:
             raise ValueError(f"model '{self.name}': engine 'openai' needs url (…/v1)")
+        if self.engine == "llama-server" and self.path.is_dir():
+            raise ValueError(f"model '{self.name}': {self.path} is a folder; llama-server needs a .gguf file "
+                             "(for a Hugging Face model folder use engine = \"transformers\")")
+        if self.engine == "transformers":
+            problem = hf_folder_problem(self.path)
+            if problem:
+                raise ValueError(f"model '{self.name}': engine 'transformers' needs path to a Hugging Face model "
+                                 f"folder (config.json, weights, tokenizer): {problem}")
         return self
+
+
+def hf_folder_problem(path: Path | None) -> str | None:
+    """What is wrong with a Hugging Face model folder, or None.  A folder that does not exist yet
+    is accepted (the service reports it as missing, like a missing GGUF file)."""
+    if path is None:
+        return "path is missing"
+    try:
+        if path.suffix == ".gguf" or path.is_file():
+            return f"{path} is a file (for a .gguf file use engine = \"llama-server\")"
+        names = {p.name for p in path.iterdir()}
+    except OSError:  # not there yet, or not readable by this account: the service reports it
+        return None
+    lacking = [what for what, ok in (
+        ("config.json", "config.json" in names),
+        ("weights (*.safetensors or pytorch_model*.bin)",
+         any(n.endswith(".safetensors") or (n.startswith("pytorch_model") and n.endswith(".bin")) for n in names)),
+        ("tokenizer (tokenizer.json or tokenizer.model)", bool(names & {"tokenizer.json", "tokenizer.model"})),
+    ) if not ok]
+    return f"{path} has no " + ", no ".join(lacking) if lacking else None
 
 
 class ModelService(_Strict):
@@ -128,6 +168,72 @@ class ModelService(_Strict):
         default=False, description="Also write prompts to the usage log, after masking personal data.")
 
 
+class Certification(_Strict):
+    """Certificates, the TTT gate and the public verification service (``[certification]``)."""
+
+    enabled: bool = True
+    policy: Path | None = Field(
+        default=None, description="Certification policy TOML; default: graders/certification.toml in this repo.")
+    public_url: str | None = Field(
+        default=None, description="Address people use to reach the lab (printed as QR codes); default http://ip:port.")
+    issuer_name: str = Field(default="동행랩", description="Issuer printed on certificates and credentials.")
+    account: str = Field(default="donghaeng-cert", description="Unprivileged account the verification service runs as.")
+
+
+class Dashboard(_Strict):
+    """The trainer dashboard service (``[dashboard]``, docs/dashboard.md)."""
+
+    enabled: bool = False
+    inactive_days: int = Field(default=7, ge=1, description="Days without hub activity before a learner is at risk.")
+    failing_below: float = Field(default=60, ge=0, le=100,
+                                 description="Score (percent) under which a graded assignment puts a learner at risk.")
+
+
+class Home(_Strict):
+    """The learner home service (``[home]``): courses, modules, one-click start, help requests."""
+
+    enabled: bool = False
+
+
+class LearnerUI(_Strict):
+    """What learners' JupyterLab shows (``[learner_ui]``); trainers and admins always get everything."""
+
+    terminal: bool = Field(default=False, description="Learners may open a terminal.")
+    news: bool = Field(default=False, description="JupyterLab's news and update pop-ups for learners.")
+    focused: bool = Field(
+        default=True, description="One notebook at a time, without status bar, kernel chooser or debugger.")
+    file_browser: bool | None = Field(
+        default=None, description="File browser in the left sidebar; default: hidden when [home] is on.")
+
+
+class RoleLimits(_Strict):
+    """CPU and memory of one learner container; per role, from ``[containers.limits.<role>]``."""
+
+    cpu: float = Field(default=1.0, gt=0, description="CPU cores (may be fractional).")
+    memory: str = Field(default="1G", pattern=r"^[0-9]+[KMG]?$", description="Memory, e.g. '1G' or '768M'.")
+
+
+def _default_limits() -> dict[str, RoleLimits]:
+    return {"learner": RoleLimits(), "trainer": RoleLimits(cpu=2.0, memory="2G"),
+            "admin": RoleLimits(cpu=2.0, memory="2G")}
+
+
+class Containers(_Strict):
+    """Per-learner containers (``[containers]``), used when ``lab.spawner`` is 'docker' or 'swarm'."""
+
+    image: str = Field(default="", description="Learner image; default: what `donghaeng images build learner` makes.")
+    limits: dict[Literal["learner", "trainer", "admin"], RoleLimits] = Field(
+        default_factory=_default_limits, description="CPU and memory per role.")
+    network: str = Field(default="donghaeng-learners", description="Docker network of the learners' containers.")
+    subnet: str = Field(default="172.30.0.0/24", description="Subnet of that network; the hub listens on its .1.")
+    allow_internet: bool = Field(default=False, description="Containers may reach the internet (else: the hub only).")
+    volume_name: str = Field(default="donghaeng-home-{username}", description="Named volume for each home.")
+    pids_limit: int = Field(default=512, ge=32, description="Processes one container may run (fork bombs).")
+    spawn_concurrency: int = Field(
+        default=4, ge=1, description="Servers started at once (all modes); others wait in order on a '준비 중' page.")
+    idle_timeout: int = Field(default=3600, ge=0, description="Seconds idle before a server is stopped (0: never).")
+
+
 def _default_models() -> list[ModelEntry]:
     return [ModelEntry(name="gemma3-270m", path=PACKAGED_MODEL)]
 
@@ -137,6 +243,11 @@ class Settings(_Strict):
     courses: list[Course] = Field(default_factory=list)
     model: ModelService = ModelService()
     models: list[ModelEntry] = Field(default_factory=_default_models)
+    containers: Containers = Containers()
+    certification: Certification = Certification()
+    home: Home = Home()
+    learner_ui: LearnerUI = LearnerUI()
+    dashboard: Dashboard = Dashboard()
     source: Path | None = None
 
     @field_validator("courses")
@@ -208,6 +319,8 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raise SettingsError(f"설정 파일이 없어요 / settings file not found: {path}") from e
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"설정 파일 문법 오류 / invalid TOML in {path}: {e}") from e
+    if os.environ.get(SPAWNER_ENV):
+        data.setdefault("lab", {})["spawner"] = os.environ[SPAWNER_ENV]
     try:
         return Settings(**data, source=path.resolve())
     except ValidationError as e:

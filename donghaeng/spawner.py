@@ -7,16 +7,15 @@ import os
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import List, Unicode
+from traitlets import HasTraits, List, Unicode
 
 from .accounts import AccountError, ensure_system_user
+from .classstart import SpawnQueue
 
 
-class SystemUserSpawner(LocalProcessSpawner):
-    """LocalProcessSpawner that creates the user's system account on first spawn (as TLJH does)."""
+class LearnerConfigMixin(HasTraits):
+    """Learners' servers read a config dir that hides instructor tools; staff keep them (every spawner)."""
 
-    account_group = Unicode("donghaeng", help="Primary group of accounts the lab creates.").tag(config=True)
-    home_root = Unicode("/home", help="Parent folder of the accounts' home folders.").tag(config=True)
     learner_config_dir = Unicode(
         "", help="Jupyter config dir that hides instructor tools; put first on learners' config path."
     ).tag(config=True)
@@ -30,6 +29,13 @@ class SystemUserSpawner(LocalProcessSpawner):
                 p for p in (self.learner_config_dir, env.get("JUPYTER_CONFIG_PATH")) if p
             )
         return env
+
+
+class SystemUserSpawner(SpawnQueue, LearnerConfigMixin, LocalProcessSpawner):
+    """LocalProcessSpawner that creates the user's system account on first spawn (as TLJH does)."""
+
+    account_group = Unicode("donghaeng", help="Primary group of accounts the lab creates.").tag(config=True)
+    home_root = Unicode("/home", help="Parent folder of the accounts' home folders.").tag(config=True)
 
     async def start(self):
         try:

@@ -64,23 +64,43 @@ if os.environ.get("DONGHAENG_AUTOGRADE_SANDBOX", "1") != "0":
     )
 
     from donghaeng.sandbox import LimitOutputSize, SandboxExecute
+    from donghaeng import sandbox_docker
 
+    # lab.toml's autograde_sandbox: "docker" (a throw-away container of the grader image), "process"
+    # (donghaeng.sandbox) or "auto" (docker when the engine answers and the grader image exists).
+    _kind = os.environ.get("DONGHAENG_AUTOGRADE_SANDBOX_KIND", "auto")
+    _in_docker = _kind != "process" and sandbox_docker.available()
+    if _kind == "docker" and not _in_docker:
+        print("donghaeng: autograde_sandbox = 'docker' 인데 Docker 엔진이나 grader 이미지를 쓸 수 없어요. "
+              "`sudo donghaeng images build grader`로 만들어 주세요. / the Docker sandbox is not available: "
+              "build it with `donghaeng images build grader`.", file=sys.stderr)
+        sys.exit(2)
     # nbgrader's default autograde_preprocessors, with the sandboxed Execute and a size-capped LimitOutput.
     c.Autograde.autograde_preprocessors = [
-        SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
-        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+        sandbox_docker.DockerExecute if _in_docker else SandboxExecute, IgnorePattern,
+        ClearMetadataPreprocessor, LimitOutputSize, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
     ]
-    c.SandboxKernelManager.memory_mb = _env_int("DONGHAENG_AUTOGRADE_MEMORY_MB", 2048)
-    c.SandboxKernelManager.processes = _env_int("DONGHAENG_AUTOGRADE_PROCESSES", 64)
-    c.SandboxKernelManager.cpu_seconds = _env_int("DONGHAENG_AUTOGRADE_CPU_SECONDS", 600)
-    c.SandboxKernelManager.file_mb = _env_int("DONGHAENG_AUTOGRADE_FILE_MB", 64)
-    c.SandboxKernelManager.open_files = _env_int("DONGHAENG_AUTOGRADE_OPEN_FILES", 256)
+    for _manager in (c.SandboxKernelManager, c.DockerKernelManager):
+        _manager.memory_mb = _env_int("DONGHAENG_AUTOGRADE_MEMORY_MB", 2048)
+        _manager.processes = _env_int("DONGHAENG_AUTOGRADE_PROCESSES", 64)
+        _manager.cpu_seconds = _env_int("DONGHAENG_AUTOGRADE_CPU_SECONDS", 600)
+        _manager.file_mb = _env_int("DONGHAENG_AUTOGRADE_FILE_MB", 64)
+        _manager.open_files = _env_int("DONGHAENG_AUTOGRADE_OPEN_FILES", 256)
     _hide = os.environ.get("DONGHAENG_AUTOGRADE_HIDE", "/home")
     c.SandboxKernelManager.hide_paths = [p for p in _hide.split(os.pathsep) if p]
 # Output kept per cell in the graded notebook and the feedback (nbgrader's LimitOutput, plus characters).
 c.LimitOutput.max_lines = _env_int("DONGHAENG_AUTOGRADE_OUTPUT_LINES", 1000)
 c.LimitOutput.max_traceback = 100
 c.LimitOutputSize.max_chars = _env_int("DONGHAENG_AUTOGRADE_OUTPUT_CHARS", 100_000)
+
+# --- Cells a learner deleted or changed -------------------------------------------------------
+# nbgrader puts changed locked cells back from the gradebook (checksums); deleted grade cells are
+# added back too, so deleting a test cell never earns its points.  The note is Korean
+# (donghaeng.grading.submissions.RESTORED_MARK finds it to explain the score).
+c.OverwriteCells.add_missing_cells = True
+c.OverwriteCells.missing_cell_notification = (
+    "이 셀({cell_id})은 제출물에서 지워져 있어서 채점할 때 되살렸어요.\n\n"
+)
 
 # --- What learners see where a solution was removed --------------------------------------------
 c.ClearSolutions.code_stub = {"python": "# 여기에 답을 써 주세요\nraise NotImplementedError()"}

@@ -26,6 +26,22 @@ def lab() -> Lab:
         yield lab
 
 
+# the learner home's own lab (tests/test_learner_home.py, tests/test_learner_journey.py): home on, no model
+HOME_PEOPLE = {
+    "learner": ("한지수", "learner", "ai-basics"),
+    "walker": ("오세영", "learner", "ai-basics"),
+    "trainer": ("문가람", "trainer", "ai-basics"),
+}
+
+
+@pytest.fixture(scope="session")
+def home_lab() -> Lab:
+    if os.geteuid() != 0:
+        pytest.skip("the lab creates system accounts: run the suite as root (as .ci/run does)")
+    with running_lab(HOME_PEOPLE, "[home]\nenabled = true\n[model]\nenabled = false\n") as lab:
+        yield lab
+
+
 @pytest.fixture(scope="session")
 def logged_in(lab):
     """Log a roster member in (choosing a password on first login) and give them an API token."""

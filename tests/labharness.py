@@ -75,7 +75,8 @@ def read_initial_passwords(settings: Settings) -> dict[str, str]:
     return passwords
 
 
-def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
+    # generous: `donghaeng up` provisions courses (nbgrader runs) first, slow on a loaded 2-core machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

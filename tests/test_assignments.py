@@ -408,10 +408,9 @@ VARIANTS = [
     ("m2-work-smarter", "m2-q2-test", {},
      lambda key: {**key, "m2-work-smarter.mail_prompt": {**key["m2-work-smarter.mail_prompt"], "task": "글을 써 주세요."}},
      False, "'메일'"),
-    ("m3-prompting", "m3-q4-test", {},
-     lambda key: {**key, "m3-prompting.final_prompt": {**key["m3-prompting.final_prompt"], "references": " "}}, False,
-     "비어 있는 칸이 있었어요: 참고"),
-]
+    ("m3-prompting", "m3-q4-test", {}, lambda key: {k: v for k, v in key.items() if k != "m3-prompting.final_prompt"},
+     False, "아직 저장한 프롬프트가 없어요"),
+]  # m3-q4-test's partial credit (a rubric) is tested in test_graders.py
 
 
 @pytest.mark.parametrize(("assignment", "cell_id", "variables", "saved", "passes", "words"), VARIANTS,

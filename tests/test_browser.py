@@ -66,6 +66,14 @@ def keyboard_login(page, login: str, password: str) -> None:
         page.keyboard.press("Enter")
 
 
+def wait_for_idle_kernel(page) -> None:
+    """Run cells only once the kernel is connected and idle, or the key presses are lost.
+
+    The notebook toolbar's execution indicator says so (learners have no status bar)."""
+    page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for(
+        state="attached", timeout=120_000)
+
+
 def test_login_page_is_korean(lab, page):
     from playwright.sync_api import expect
 
@@ -162,9 +170,7 @@ def test_playground_and_next_token_viewer_in_a_learner_lab(lab, logged_in, page)
     page.goto(f"{lab.url}/user/{learner.name}/lab/tree/widgets.ipynb")
     first_cell = page.locator(".jp-Notebook .jp-Cell").first
     first_cell.wait_for(state="visible", timeout=120_000)
-    # run the cells only once the kernel is connected and idle ("대기"), or the key presses are lost
-    expect(page.locator(".jp-StatusBar-Widget, #jp-main-statusbar").filter(has_text="| 대기").first
-           ).to_be_visible(timeout=120_000)
+    wait_for_idle_kernel(page)
     first_cell.click()
     page.keyboard.press("Shift+Enter")
     page.keyboard.press("Shift+Enter")

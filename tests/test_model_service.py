@@ -381,10 +381,11 @@ PEOPLE = {
 
 
 class ServiceLab:
-    def __init__(self, lab: labharness.Lab) -> None:
+    def __init__(self, lab: labharness.Lab, model: str = MODEL) -> None:
         from donghaeng.hubconfig import internal_ports
 
         self.lab = lab
+        self.model = model  # the catalogue entry wait_ready watches
         self.base = f"http://127.0.0.1:{internal_ports(lab.settings)['model']}/services/model/v1"
         self.public = f"{lab.url}/services/model/v1"
         self.users = {key: HubUser.logged_in(lab, key) for key in PEOPLE}
@@ -406,7 +407,7 @@ class ServiceLab:
         while time.monotonic() < deadline:
             try:
                 h = self.health()
-                state = h["models"][MODEL]
+                state = h["models"][self.model]
                 if h["status"] == "ok" and state["restarts"] >= restarts:
                     return h
             except (httpx.HTTPError, ValueError, KeyError):
@@ -414,8 +415,9 @@ class ServiceLab:
             time.sleep(0.5)
         raise TimeoutError(f"model service not ready: {self.health()}")
 
-    def engine_pids(self) -> list[int]:
-        sock = str(self.state / "run" / "engine-0.sock")
+    def engine_pids(self, index: int = 0) -> list[int]:
+        """The engine process of the *index*-th catalogue entry (found by its private socket)."""
+        sock = str(self.state / "run" / f"engine-{index}.sock")
         out = subprocess.run(["pgrep", "-f", sock], capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
 

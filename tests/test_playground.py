@@ -453,13 +453,14 @@ def test_no_save_button_without_a_question() -> None:
 def test_every_control_is_labelled() -> None:
     w = prompt_playground(client=FakeClient(), question_id="m3.prompt")
     controls = [c for c in all_widgets(w) if isinstance(c, (widgets.Button, widgets.Textarea, widgets.Checkbox,
-                                                             widgets.FloatSlider, widgets.IntSlider, widgets.Select))]
+                                                             widgets.BoundedFloatText, widgets.BoundedIntText,
+                                                             widgets.Select))]
     assert len(controls) >= 14
     for c in controls:
         assert c.description.strip(), c
         assert c.tooltip, c
     descriptions = {c.description for c in controls}
-    assert {"작업", "맥락", "참고 자료", "온도", "top-p", "최대 토큰", "실행하기", "이 시도 다시 불러오기",
+    assert {"작업", "맥락", "참고 자료", "온도", "후보 범위", "최대 토큰", "실행하기", "이 시도 다시 불러오기",
             "이 프롬프트를 답으로 저장", "지난 시도"} <= descriptions
     text = " ".join(c.value for c in all_widgets(w) if isinstance(c, widgets.HTML))
     assert "평가" in text and "반복" in text

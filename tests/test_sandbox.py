@@ -70,7 +70,7 @@ def source_notebook() -> nbformat.NotebookNode:
 
 
 @contextmanager
-def sandbox_course(workers: int = 2) -> Iterator[CourseRunner]:
+def sandbox_course(workers: int = 2, **lab: object) -> Iterator[CourseRunner]:
     """A prepared throw-away course with one released assignment (``hw1``); removed afterwards."""
     base = Path(tempfile.mkdtemp(prefix="donghaeng-sandbox-", dir="/var/tmp"))
     base.chmod(0o755)
@@ -80,7 +80,7 @@ def sandbox_course(workers: int = 2) -> Iterator[CourseRunner]:
     course = Course(id=f"sbx-{secrets.token_hex(3)}", title="격리 채점", assignments=str(base / "assignments"))
     settings = Settings(
         lab=Lab(data_dir=base / "data", autograde_timeout=5, autograde_memory_mb=1024, autograde_processes=48,
-                autograde_workers=workers),
+                autograde_workers=workers, **lab),
         courses=[course],
     )
     settings.paths.root.mkdir()
@@ -103,7 +103,7 @@ def sandbox_course(workers: int = 2) -> Iterator[CourseRunner]:
 def course():
     if os.geteuid() != 0:
         pytest.skip("the course grader is a system account: run the suite as root")
-    with sandbox_course() as runner:
+    with sandbox_course(autograde_sandbox="process") as runner:
         yield runner
 
 
@@ -129,9 +129,11 @@ def scores(runner: CourseRunner) -> dict[str, float]:
         return {s.student.id: s.code_score for s in gb.assignment_submissions(ASSIGNMENT)}
 
 
-def autograded_text(runner: CourseRunner, student: str) -> str:
+def autograded_text(runner: CourseRunner, student: str, streams_only: bool = False) -> str:
     nb = nbformat.read(runner.root / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb", 4)
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    if streams_only:
+        return "".join(o.text for o in cell.outputs if o.output_type == "stream")
     return "\n".join(o.get("text", "") + o.get("ename", "") + o.get("evalue", "") for o in cell.outputs)
 
 
@@ -149,11 +151,21 @@ def test_hostile_submissions_get_zero_and_hurt_no_one(course: CourseRunner):
         course, "loop")
     assert "BlockingIOError" in autograded_text(course, "forkbomb")  # RLIMIT_NPROC
     assert "MemoryError" in autograded_text(course, "membomb")  # RLIMIT_AS
-    out = autograded_text(course, "output")
+    out = autograded_text(course, "output", streams_only=True)
     assert "Output truncated" in out and len(out.splitlines()) <= 1001
     net = autograded_text(course, "network")
     assert "URLError" in net and "unreachable" in net.lower()
     assert "PermissionError" in autograded_text(course, "shadow")
+    # the trainer's summary says why each one got zero
+    reasons = {s: " ".join(result.outcomes[s].reasons) for s in HOSTILE}
+    assert "시간 초과" in reasons["loop"]
+    assert "프로세스를 너무 많이" in reasons["forkbomb"]
+    assert "메모리 초과" in reasons["membomb"]
+    assert "출력이 너무 길어서" in reasons["output"]
+    assert "네트워크" in reasons["network"]
+    assert "허락되지 않은 파일" in reasons["shadow"]
+    assert "확인을 통과하지 못했어요" in reasons["rmrf"]
+    assert all(result.outcomes[s].status == "graded" for s in HOSTILE)
 
     # rm -rf ~ and the course folder: only the sandbox's empty tmpfs copies were touched
     home = Path(pwd.getpwnam(course.course.grader_user).pw_dir)

@@ -33,7 +33,14 @@ from tornado.iostream import StreamClosedError
 
 from . import errors as E
 from .config import ServiceConfig
-from .engine import MISSING, Engine, LlamaServerEngine, OpenAIEngine, piece_text
+from .engine import (
+    MISSING,
+    Engine,
+    LlamaServerEngine,
+    OpenAIEngine,
+    TransformersEngine,
+    piece_text,
+)
 from .errors import ServiceError
 from .metrics import Metrics
 from .scheduler import Scheduler
@@ -70,6 +77,8 @@ class ModelService:
             if entry.engine == "llama-server":
                 engine: Engine = LlamaServerEngine(entry, self.metrics, binary=cfg.service.engine_binary,
                                                    run_dir=cfg.run_dir, index=i)
+            elif entry.engine == "transformers":
+                engine = TransformersEngine(entry, self.metrics, run_dir=cfg.run_dir, index=i)
             else:
                 engine = OpenAIEngine(entry, self.metrics)
             self.engines[entry.name] = engine
@@ -410,7 +419,7 @@ class GenerateHandler(_EngineHandler):
             payload["prompt"] = req.prompt
         else:
             payload["messages"] = req.messages
-        if engine.kind == "llama-server":
+        if engine.speaks_llama_cpp:
             if req.logprobs:
                 payload["n_probs"] = req.logprobs
             if req.stream:
@@ -429,7 +438,7 @@ class GenerateHandler(_EngineHandler):
         """Our model name; legacy OpenAI completions logprobs (with token ids) from llama-server's."""
         data["model"] = self.req.model if self.req else data.get("model")
         data.pop("system_fingerprint", None)
-        if engine.kind == "llama-server" and self.kind == "completions":
+        if engine.speaks_llama_cpp and self.kind == "completions":
             for choice in data.get("choices") or []:
                 lp = choice.get("logprobs")
                 if isinstance(lp, dict) and isinstance(lp.get("content"), list):
@@ -562,6 +571,9 @@ def upstream_error(status: int, body: bytes, context_length: int) -> ServiceErro
         err = {"message": str(err)}
     message = str(err.get("message") or body[:300].decode("utf-8", "replace"))
     etype = str(err.get("type") or "")
+    if status < 500 and isinstance(err.get("reason"), str):  # already one of ours (the transformers worker)
+        extra = {k: v for k, v in err.items() if k not in ("message", "type", "code", "reason")}
+        return ServiceError(status, message, type=etype or E.INVALID, reason=err["reason"], **extra)
     if "context" in etype or "context" in message.lower() or "too long" in message.lower():
         n = err.get("n_prompt_tokens")
         return E.too_long(int(n) if isinstance(n, int) else None, int(err.get("n_ctx") or context_length))

@@ -1,7 +1,8 @@
-"""Engines behind the service: a supervised llama.cpp ``llama-server``, or an external
+"""Engines behind the service: a supervised llama.cpp ``llama-server``, a supervised transformers
+worker (:mod:`.hfworker`, same API as llama-server) for Hugging Face model folders, or an external
 OpenAI-compatible server (vLLM, Ollama, ...) that the service only proxies.
 
-The llama-server listens on a Unix socket inside the service's private folder (mode 0700), so
+The supervised engines listen on a Unix socket inside the service's private folder (mode 0700), so
 learners on the same machine cannot reach it around the service's authentication and limits.
 """
 
@@ -12,6 +13,7 @@ import ctypes
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class Engine:
     """What the request handlers need from an engine."""
 
     kind = "engine"
+    speaks_llama_cpp = False   # llama-server's request/response dialect (n_probs, logprobs.content)
 
     def __init__(self, entry: ModelEntry, metrics: Metrics) -> None:
         self.entry = entry
@@ -98,6 +101,7 @@ class LlamaServerEngine(Engine):
     """llama.cpp's server on a GGUF file, started and restarted by the service."""
 
     kind = "llama-server"
+    speaks_llama_cpp = True
 
     def __init__(self, entry: ModelEntry, metrics: Metrics, *, binary: Path, run_dir: Path,
                  index: int) -> None:
@@ -138,6 +142,18 @@ class LlamaServerEngine(Engine):
             cmd += ["--jinja"]                   # use the GGUF's own chat template
         return cmd
 
+    def missing(self) -> str | None:
+        """Why the engine cannot start (for /health), or None."""
+        if not (self.binary.is_file() and os.access(self.binary, os.X_OK)):
+            return f"engine binary not found: {self.binary} (run ./lab up to build it)"
+        if not (self.entry.path and Path(self.entry.path).is_file()):
+            return f"model file not found: {self.entry.path}"
+        return None
+
+    def environment(self) -> dict[str, str] | None:
+        """The engine's environment; None: the service's own."""
+        return None
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name=f"engine-{self.name}")
 
@@ -177,14 +193,10 @@ class LlamaServerEngine(Engine):
     async def _supervise(self) -> None:
         backoff = 1.0
         while not self._stopping:
-            if not (self.binary.is_file() and os.access(self.binary, os.X_OK)):
-                self._set_state(MISSING, f"engine binary not found: {self.binary}")
-                log.error("%s: %s (run ./lab up to build it)", self.name, self.detail)
-                await asyncio.sleep(MAX_BACKOFF_S)
-                continue
-            if not (self.entry.path and Path(self.entry.path).is_file()):
-                self._set_state(MISSING, f"model file not found: {self.entry.path}")
-                log.error("%s: %s", self.name, self.detail)
+            missing = self.missing()
+            if missing:
+                self._set_state(MISSING, missing)
+                log.error("%s: %s", self.name, missing)
                 await asyncio.sleep(MAX_BACKOFF_S)
                 continue
             started = time.monotonic()
@@ -212,7 +224,8 @@ class LlamaServerEngine(Engine):
         with open(self.log_path, "ab", buffering=0) as out:
             out.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start #{self.generation}\n".encode())
             self.proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent)
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent,
+                env=self.environment())
         proc = self.proc
         watchdog = asyncio.create_task(self._watch(proc))
         try:
@@ -262,6 +275,35 @@ class LlamaServerEngine(Engine):
         ids = [int(t["id"]) for t in items]
         pieces = [piece_text(t.get("piece", "")) for t in items]
         return ids, pieces
+
+
+class TransformersEngine(LlamaServerEngine):
+    """A Hugging Face model folder run by :mod:`.hfworker` (transformers ``generate``), supervised
+    exactly like llama-server and answering the same API on its private Unix socket."""
+
+    kind = "transformers"
+
+    def __init__(self, entry: ModelEntry, metrics: Metrics, *, run_dir: Path, index: int) -> None:
+        super().__init__(entry, metrics, binary=Path(sys.executable), run_dir=run_dir, index=index)
+
+    def command(self) -> list[str]:
+        e = self.entry
+        cmd = [sys.executable, "-m", "donghaeng.modelservice.hfworker", "--model", str(e.path),
+               "--socket", str(self.socket), "--name", e.name, "--parallel", str(e.parallel),
+               "--context", str(e.context_length)]
+        return cmd + (["--threads", str(e.threads)] if e.threads else [])
+
+    def missing(self) -> str | None:
+        folder = Path(self.entry.path or "")
+        if not (folder / "config.json").is_file():
+            return f"model folder not found or without config.json: {folder}"
+        return None
+
+    def environment(self) -> dict[str, str]:
+        # Never reach a model hub.  OpenMP's busy-waiting made torch several times slower on a
+        # CPU shared with other work (as in donghaeng.model_client); passive waiting avoids it.
+        return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 class OpenAIEngine(Engine):

@@ -16,6 +16,21 @@ def status_html(text: str, kind: str) -> str:
             f"{html.escape(text)}</div>")
 
 
+def number_field(description: str, value: float, low: float, high: float, step: float, tooltip: str,
+                 description_width: str = "initial") -> widgets.BoundedIntText | widgets.BoundedFloatText:
+    """A labelled number box with the allowed range in its tooltip, in place of a slider.
+
+    ipywidgets' sliders (noUiSlider) give their handle no accessible name, so a screen reader announces
+    an unnamed slider (axe: aria-input-field-name); a number box gets a real ``<label for>``, and the
+    arrow keys step it like a slider.
+    """
+    integer = all(float(v).is_integer() for v in (value, low, high, step))
+    cls = widgets.BoundedIntText if integer else widgets.BoundedFloatText
+    return cls(value=value, min=low, max=high, step=step, description=description,
+               tooltip=f"{tooltip} ({low:g}~{high:g})", continuous_update=False,
+               style={"description_width": description_width}, layout=widgets.Layout(width="auto"))
+
+
 class LearnerWidget(widgets.VBox):
     """Base of the learner widgets.
 

@@ -19,7 +19,7 @@ import warnings
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget
+from .common import LearnerWidget, number_field
 
 from ..model_client import ModelClient, ModelError, TokenProb, byte_value
 from .tokens import visible_text
@@ -148,16 +148,8 @@ class NextTokenViewer(LearnerWidget):
             tooltip="모델이 이어서 쓸 글",
             layout=widgets.Layout(width="95%", height="4.5em"),
         )
-        self.top_k = widgets.IntSlider(
-            value=10, min=3, max=20, step=1, description="후보 수",
-            tooltip="그래프에 보여 줄 후보 토큰 수", continuous_update=False,
-            style={"description_width": "initial"},
-        )
-        self.temperature = widgets.FloatSlider(
-            value=1.0, min=0.0, max=2.0, step=0.1, description="온도", readout_format=".1f",
-            tooltip="낮으면 1등에 몰리고, 높으면 고르게 퍼져요", continuous_update=False,
-            style={"description_width": "initial"},
-        )
+        self.top_k = number_field("후보 수", 10, 3, 20, 1, "그래프에 보여 줄 후보 토큰 수")
+        self.temperature = number_field("온도", 1.0, 0.0, 2.0, 0.1, "낮으면 1등에 몰리고, 높으면 고르게 퍼져요")
         self.show_button = widgets.Button(
             description="다음 토큰 보기", tooltip="모델이 생각하는 다음 토큰 후보를 그래프로 보여 줘요",
             icon="bar-chart", button_style="primary",

@@ -30,7 +30,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget
+from .common import LearnerWidget, number_field
 
 from .. import answers
 
@@ -296,22 +296,13 @@ class PromptPlayground(LearnerWidget):
         )
         self.ab_toggle.observe(self._on_toggle_ab, names="value")
 
-        slider_style = {"description_width": "5.5em"}
-        self.temperature = widgets.FloatSlider(
-            value=0.7, min=0.0, max=1.5, step=0.1, description="온도", readout_format=".1f",
-            continuous_update=False, style=slider_style,
-            tooltip="온도: 낮으면 차분하고 비슷한 답, 높으면 다양하고 엉뚱한 답이 나와요.",
-        )
-        self.top_p = widgets.FloatSlider(
-            value=0.95, min=0.1, max=1.0, step=0.05, description="top-p", readout_format=".2f",
-            continuous_update=False, style=slider_style,
-            tooltip="top-p: 다음 낱말 후보를 얼마나 넓게 볼지 정해요. 낮으면 흔한 낱말만 골라요.",
-        )
-        self.max_tokens = widgets.IntSlider(
-            value=64, min=16, max=256, step=8, description="최대 토큰",
-            continuous_update=False, style=slider_style,
-            tooltip="최대 토큰: 답의 최대 길이예요. 한글 한 글자가 대개 토큰 1~2개예요.",
-        )
+        self.temperature = number_field(
+            "온도", 0.7, 0.0, 1.5, 0.1, "온도: 낮으면 차분하고 비슷한 답, 높으면 다양하고 엉뚱한 답이 나와요.", "5.5em")
+        self.top_p = number_field(
+            "후보 범위", 0.95, 0.1, 1.0, 0.05,
+            "후보 범위(top-p): 다음 낱말 후보를 얼마나 넓게 볼지 정해요. 낮으면 흔한 낱말만 골라요.", "5.5em")
+        self.max_tokens = number_field(
+            "최대 토큰", 64, 16, 256, 8, "최대 토큰: 답의 최대 길이예요. 한글 한 글자가 대개 토큰 1~2개예요.", "5.5em")
 
         self.run_button = widgets.Button(
             description="실행하기", tooltip="프롬프트를 AI에게 보내고 답을 받아요", icon="play",
@@ -521,7 +512,7 @@ class PromptPlayground(LearnerWidget):
         note = f"<p style='color:#8a4b00'>{html.escape(attempt.message)}</p>" if attempt.message else ""
         self.history_detail.value = (
             f"<p style='margin:0.3em 0'><b>{html.escape(attempt.title())}</b><br>"
-            f"온도 {attempt.temperature:g} · top-p {attempt.top_p:g} · 최대 토큰 {attempt.max_tokens}</p>"
+            f"온도 {attempt.temperature:g} · 후보 범위 {attempt.top_p:g} · 최대 토큰 {attempt.max_tokens}</p>"
             f"<p style='margin:0.2em 0'>프롬프트</p>{_html_block(attempt.prompt, '')}"
             f"<p style='margin:0.2em 0'>답</p>{_html_block(answer, '')}{note}"
         )

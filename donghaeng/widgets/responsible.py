@@ -21,7 +21,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget
+from .common import LearnerWidget, number_field
 
 from .. import answers
 from ..privacy import Finding, find_pii
@@ -477,10 +477,8 @@ class BiasProbe(LearnerWidget):
             value=", ".join(words), description="넣을 낱말", tooltip="쉼표(,)로 나누어 써 주세요",
             style=style, layout=widgets.Layout(width="100%"),
         )
-        self.top_k = widgets.IntSlider(
-            value=5, min=3, max=10, step=1, description="후보 수", tooltip="낱말마다 보여 줄 다음 말 후보의 개수",
-            continuous_update=False, style=style,
-        )
+        self.top_k = number_field("후보 수", 5, 3, 10, 1, "낱말마다 보여 줄 다음 말 후보의 개수",
+                                  style["description_width"])
         self.run_button = widgets.Button(
             description="비교해 보기", tooltip="낱말마다 AI가 다음에 올 말로 무엇을 고르는지 보여 줘요",
             icon="balance-scale", button_style="primary", layout=widgets.Layout(width="auto"),

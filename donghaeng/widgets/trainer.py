@@ -32,7 +32,7 @@ import threading
 
 import ipywidgets as widgets
 
-from .common import LearnerWidget, status_html
+from .common import LearnerWidget, number_field, status_html
 
 from .. import tinylm
 from ..plotting import KoreanFontNotFoundError, use_korean_font
@@ -106,12 +106,11 @@ class TinyTrainer(LearnerWidget):
 
         style = {"description_width": "9em"}
         wide = widgets.Layout(width="32em")
-        self.learning_rate = widgets.SelectionSlider(
+        self.learning_rate = widgets.Dropdown(  # a select has a real label; a slider handle has none
             options=[(f"{lr:g}", lr) for lr in LEARNING_RATES],
             value=defaults.learning_rate,
             description="학습률",
             tooltip="한 번 배울 때 얼마나 크게 고칠지예요. 너무 크면 학습이 불안정해져요.",
-            continuous_update=False,
             style=style,
             layout=wide,
         )
@@ -124,17 +123,8 @@ class TinyTrainer(LearnerWidget):
             style=style,
             layout=wide,
         )
-        self.steps = widgets.IntSlider(
-            value=defaults.steps,
-            min=50,
-            max=1000,
-            step=50,
-            description="학습 횟수",
-            tooltip="몇 번 연습할지예요. 많을수록 오래 걸려요.",
-            continuous_update=False,
-            style=style,
-            layout=wide,
-        )
+        self.steps = number_field(
+            "학습 횟수", defaults.steps, 50, 1000, 50, "몇 번 연습할지예요. 많을수록 오래 걸려요.", style["description_width"])
         self.context_length = widgets.Dropdown(
             options=[(f"{n}글자", n) for n in CONTEXT_LENGTHS],
             value=defaults.context_length,
@@ -143,18 +133,9 @@ class TinyTrainer(LearnerWidget):
             style=style,
             layout=wide,
         )
-        self.temperature = widgets.FloatSlider(
-            value=defaults.temperature,
-            min=0.1,
-            max=1.5,
-            step=0.1,
-            readout_format=".1f",
-            description="샘플 온도",
-            tooltip="글을 만들 때 얼마나 모험할지예요. 낮으면 얌전하고, 높으면 엉뚱해져요.",
-            continuous_update=False,
-            style=style,
-            layout=wide,
-        )
+        self.temperature = number_field(
+            "샘플 온도", defaults.temperature, 0.1, 1.5, 0.1,
+            "글을 만들 때 얼마나 모험할지예요. 낮으면 얌전하고, 높으면 엉뚱해져요.", style["description_width"])
         self.prompt = widgets.Text(
             value=prompt,
             description="시작 글자",

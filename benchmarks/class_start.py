@@ -1,0 +1,141 @@
+"""Class start: N learners at once, cold (servers started by the burst) and warm (prepared before class).
+
+Baseline: one cold spawn in this same run.  Then for each N: *cold* — N servers requested at once
+(the hub's queue starts ``spawn_concurrency`` at a time); *warm* — ``donghaeng class prepare`` has
+started them, and N learners log in together (first login, password change included) until their
+server answers.  Prints p50/p95, failures and the ratio p95/baseline; in docker mode also memory per
+idle learner container and learners per 24 GiB VM.  Loopback only; each burst is bounded in time.
+
+Run as root from the repo:  /opt/donghaeng/venv/bin/python benchmarks/class_start.py [--mode docker|local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from donghaeng.classstart import prepare_servers, prepare_token  # noqa: E402
+from donghaeng.containers import docker_client, remove_learners  # noqa: E402
+from hubclient import HubUser  # noqa: E402
+from labharness import Lab, running_lab  # noqa: E402
+
+SIZES = (10, 30)
+DEADLINE = 600  # seconds one burst may take before its stragglers count as failures
+VM_GIB, RESERVED_GIB = 24, 4  # the hub, proxy, model service and OS keep ~4 GiB
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def cold(lab: Lab, logins: list[str]) -> tuple[list[float], int]:
+    """Start these servers all at once (no limit of our own: the hub's queue decides)."""
+    api = f"{lab.url}/hub/api"
+    report = asyncio.run(prepare_servers(api, prepare_token(lab.settings), logins, len(logins), timeout=DEADLINE))
+    return list(report.ready.values()), len(report.failed)
+
+
+def stop_all(lab: Lab, logins: list[str]) -> None:
+    import httpx
+
+    headers = {"Authorization": f"token {prepare_token(lab.settings)}"}
+    for login in logins:
+        httpx.delete(f"{lab.url}/hub/api/users/{login}/server", headers=headers, timeout=120)
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        users = httpx.get(f"{lab.url}/hub/api/users", headers=headers, timeout=30).json()
+        if not any(u["servers"] for u in users if u["name"] in logins):
+            return
+        time.sleep(1)
+
+
+def warm(lab: Lab, keys: list[str]) -> tuple[list[float], int]:
+    """Servers already running: learners log in together and wait for their own server to answer."""
+    def arrive(key: str) -> float | None:
+        start = time.monotonic()
+        try:
+            who = HubUser.logged_in(lab, key)
+            while time.monotonic() - start < DEADLINE:
+                if who.server("GET", "api/status").status_code == 200:
+                    return time.monotonic() - start
+                time.sleep(0.3)
+        except Exception as e:  # noqa: BLE001 - a failed arrival is a data point, not a crash
+            print(f"  {key}: {e}", file=sys.stderr)
+        return None
+
+    with ThreadPoolExecutor(len(keys)) as pool:
+        times = list(pool.map(arrive, keys))
+    ok = [t for t in times if t is not None]
+    return ok, len(times) - len(ok)
+
+
+def idle_memory_mib(logins: list[str]) -> float:
+    """Mean memory of running idle learner containers (cgroup usage minus page cache)."""
+    import docker
+
+    client = docker.from_env()
+    used = []
+    for login in logins:
+        stats = client.containers.get(f"donghaeng-{login}").stats(stream=False)["memory_stats"]
+        used.append(stats["usage"] - stats.get("stats", {}).get("cache", 0))
+    return sum(used) / len(used) / (1 << 20)
+
+
+def line(label: str, times: list[float], failed: int, base: float) -> None:
+    if not times:
+        print(f"{label:28s} all {failed} failed")
+        return
+    p95 = percentile(times, .95)
+    print(f"{label:28s} p50 {percentile(times, .5):6.1f} s  p95 {p95:6.1f} s  failures {failed:2d}  "
+          f"p95/baseline {p95 / base:5.1f}x", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=("docker", "local"), default="docker")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    args = parser.parse_args()
+    biggest = max(args.sizes)
+    people = {f"l{i}": ("학습자", "learner", "ai-basics") for i in range(biggest + 1)}
+    os.environ["DONGHAENG_SPAWNER"] = args.mode
+    extra = "[model]\nenabled = false\n[containers]\nidle_timeout = 0\n"
+    if args.mode == "docker":
+        extra += 'network = "dhbench"\nsubnet = "172.28.250.0/24"\nvolume_name = "dhbench-{username}"\n'
+    with running_lab(people, extra) as lab:
+        logins = [lab.logins[k] for k in people]
+        try:
+            base_times, failed = cold(lab, logins[:1])
+            assert base_times, "the single cold spawn failed; see artifacts/hub.log"
+            base = base_times[0]
+            stop_all(lab, logins[:1])
+            print(f"[{args.mode}] single cold spawn (baseline)  {base:6.1f} s", flush=True)
+            for n in args.sizes:
+                keys, group = list(people)[1:n + 1], logins[1:n + 1]
+                line(f"N={n} cold", *cold(lab, group), base)
+                # the servers the cold burst started are now 'prepared': learners arrive
+                line(f"N={n} warm (prepared)", *warm(lab, keys), base)
+                if args.mode == "docker" and n == biggest:
+                    mib = idle_memory_mib(group)
+                    print(f"idle learner container {mib:6.0f} MiB  →  about "
+                          f"{int((VM_GIB - RESERVED_GIB) * 1024 // mib)} learners per {VM_GIB} GiB VM "
+                          f"({RESERVED_GIB} GiB kept for hub, model and OS)")
+                stop_all(lab, group)
+                if args.mode == "docker":  # the next burst starts from fresh containers too
+                    remove_learners(lab.settings, group)
+        finally:
+            if args.mode == "docker":
+                stop_all(lab, logins)
+                remove_learners(lab.settings, logins)
+                docker_client().remove_network("dhbench")
+
+
+if __name__ == "__main__":
+    main()

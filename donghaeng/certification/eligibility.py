@@ -1,0 +1,127 @@
+"""Who may receive which level: nbgrader's gradebooks read through its ``Gradebook`` API, explained in Korean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nbgrader.api import Gradebook
+
+from ..cohort import Cohort
+from ..settings import Settings
+from .policy import Level, Policy, load_policy
+from .store import Certificate, Store
+
+
+@dataclass(frozen=True)
+class Score:
+    assignment: str
+    score: float | None  # None: not submitted
+    max_score: float
+    needs_manual_grade: bool = False
+
+    @property
+    def percent(self) -> float:
+        return 100 * (self.score or 0) / self.max_score if self.max_score else 0.0
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    level: str  # level id
+    name: str  # level name (Korean)
+    eligible: bool
+    missing: list[str] = field(default_factory=list)  # Korean sentences
+
+
+@dataclass(frozen=True)
+class LearnerStatus:
+    login: str
+    name: str
+    role: str
+    courses: tuple[str, ...]
+    levels: list[str]  # ids of levels with a valid (not revoked) certificate
+    eligibility: dict[str, Eligibility]  # level id -> eligibility
+    certificates: list[Certificate]
+    scores: dict[str, dict[str, Score]]  # course -> assignment -> score
+
+
+def read_gradebook(settings: Settings, course: str) -> tuple[dict[str, float], dict[str, dict[str, Score]]]:
+    """(max score per released assignment, student -> assignment -> score) of one course's gradebook."""
+    path = settings.paths.course_dir(course) / "gradebook.db"
+    if not path.is_file():  # nothing released yet; never create a gradebook here
+        return {}, {}
+    maxima: dict[str, float] = {}
+    scores: dict[str, dict[str, Score]] = {}
+    with Gradebook(f"sqlite:///{path}", course_id=course) as gb:
+        for assignment in gb.assignments:
+            maxima[assignment.name] = assignment.max_score
+            for sub in assignment.submissions:
+                scores.setdefault(sub.student.id, {})[assignment.name] = Score(
+                    assignment.name, sub.score, assignment.max_score, bool(sub.needs_manual_grade))
+    return maxima, scores
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0f}%"
+
+
+def check_level(level: Level, maxima: dict[str, float], scores: dict[str, Score], *, issued: set[str],
+                attendance: int, kappa: float | None, policy: Policy) -> Eligibility:
+    """Every requirement of *level* the learner does not meet yet, as a Korean sentence."""
+    missing: list[str] = []
+    if level.prerequisite and level.prerequisite not in issued:
+        missing.append(f"먼저 '{policy.level(level.prerequisite).name}' 단계를 받아야 해요")
+    got = total = 0.0
+    for rule in level.assignments:
+        if rule.name not in maxima:
+            missing.append(f"{rule.name} 과제가 아직 배포되지 않았어요")
+            continue
+        score = scores.get(rule.name)
+        total += maxima[rule.name]
+        if score is None or score.score is None:
+            missing.append(f"{rule.name} 과제를 아직 제출하지 않았어요(또는 채점 전이에요)")
+            continue
+        got += score.score
+        if score.needs_manual_grade and level.manual_grading_done:
+            missing.append(f"{rule.name} 과제에 트레이너가 손으로 채점할 답이 남아 있어요")
+        if rule.min_percent is not None and score.percent < rule.min_percent:
+            missing.append(f"{rule.name} 점수가 {_pct(rule.min_percent)} 미만이에요 (지금 {_pct(score.percent)})")
+        if rule.min_points is not None and score.score < rule.min_points:
+            missing.append(f"{rule.name} 점수가 {rule.min_points:g}점 미만이에요 (지금 {score.score:g}점)")
+    if level.min_total_percent is not None and total:
+        overall = 100 * got / total
+        if overall < level.min_total_percent:
+            missing.append(f"전체 점수가 {_pct(level.min_total_percent)} 미만이에요 (지금 {_pct(overall)})")
+    if level.min_attendance is not None and attendance < level.min_attendance:
+        missing.append(f"출석이 {level.min_attendance}회보다 적어요 (지금 {attendance}회)")
+    if level.min_calibration_kappa is not None:
+        if kappa is None:
+            missing.append("채점 맞추기(루브릭 보정) 결과가 아직 없어요")
+        elif kappa < level.min_calibration_kappa:
+            missing.append(f"채점 일치도(카파)가 {level.min_calibration_kappa:g}보다 낮아요 (지금 {kappa:.2f})")
+    return Eligibility(level.id, level.name, not missing, missing)
+
+
+def evaluate(settings: Settings, login: str | None = None) -> list[LearnerStatus]:
+    """Certification status of every learner (or only *login*): levels held and what each level still needs."""
+    store = Store.of(settings)
+    policy = load_policy(settings)
+    accounts = Cohort(settings.paths.cohort_db).accounts()
+    accounts = [a for a in accounts if (a.login == login if login else a.person.role == "learner")]
+    books = {course: read_gradebook(settings, course) for course in {lv.course for lv in policy.levels}}
+    result = []
+    for account in accounts:
+        person = account.person
+        certificates = store.certificates(person.login)
+        issued = {c.level for c in certificates if not c.revoked}
+        scores = {course: book[1].get(person.login, {}) for course, book in books.items()}
+        kappa = store.calibration_kappa(person.login)
+        eligibility = {
+            level.id: check_level(level, books[level.course][0], scores[level.course], issued=issued,
+                                  attendance=store.attendance(person.login, level.course), kappa=kappa,
+                                  policy=policy)
+            for level in policy.levels
+        }
+        result.append(LearnerStatus(person.login, person.name, person.role, person.courses,
+                                    [lv.id for lv in policy.levels if lv.id in issued], eligibility,
+                                    certificates, scores))
+    return result

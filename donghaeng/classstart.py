@@ -1,0 +1,255 @@
+"""Class start: servers ready before learners arrive, and a polite queue for those who come cold.
+
+A cold start costs ~2 s of CPU, so 30 learners logging in at 9:00 on a 2-core VM cannot all start at
+once.  Three pieces, all on JupyterHub's own mechanisms:
+
+* :class:`SpawnQueue` — a spawner mixin (every mode) that lets ``spawn_concurrency`` servers start at
+  once; the others wait in order and the spawn page shows "준비 중" with their place in the queue.
+* ``donghaeng class prepare --course X`` — starts the course's learners' servers ahead of class
+  through the hub API (a hub service with its own token), with bounded concurrency.
+* jupyterhub-idle-culler as a hub service, so prepared or forgotten servers are stopped when idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Optional
+
+import httpx
+import typer
+from jupyterhub.utils import url_path_join, wait_for_http_server
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from traitlets import HasTraits, Integer
+
+from .settings import SETTINGS_ENV, Settings
+
+PREPARE_SERVICE = "class-prepare"
+CULLER_SERVICE = "idle-culler"
+
+
+class _Queue:
+    """One FIFO gate for the whole hub process: who is starting, who waits (in arrival order)."""
+
+    def __init__(self) -> None:
+        self.limit = 0
+        self.starting = 0
+        self.waiting: list[asyncio.Future] = []
+
+    def position(self, ticket: asyncio.Future) -> int | None:
+        """1 = next to start; None = not waiting."""
+        return self.waiting.index(ticket) + 1 if ticket in self.waiting else None
+
+    async def enter(self, ticket: asyncio.Future) -> None:
+        if self.starting < self.limit and not self.waiting:
+            self.starting += 1
+            return
+        self.waiting.append(ticket)
+        try:
+            await ticket  # set by leave(); the slot is handed over, not re-counted
+        finally:
+            if ticket in self.waiting:
+                self.waiting.remove(ticket)
+
+    def leave(self) -> None:
+        while self.waiting:
+            ticket = self.waiting.pop(0)
+            if not ticket.done():
+                ticket.set_result(None)
+                return
+        self.starting -= 1
+
+
+class SpawnQueue(HasTraits):
+    """Spawner mixin: at most ``spawn_concurrency`` servers start at once; the rest queue politely."""
+
+    spawn_concurrency = Integer(4, help="Servers the hub starts at once; later ones wait in order.").tag(config=True)
+
+    _queue: ClassVar[_Queue] = _Queue()
+
+    async def start(self):
+        queue = SpawnQueue._queue
+        queue.limit = self.spawn_concurrency
+        self._ticket = asyncio.get_running_loop().create_future()
+        await queue.enter(self._ticket)
+        try:
+            started = await super().start()
+            # spawners return once the process/container runs; the costly part (a server importing
+            # Jupyter, ~2 s of CPU) comes after, so the slot is kept until the server answers
+            url = started if isinstance(started, str) else f"http://{started[0]}:{started[1]}"
+            await wait_for_http_server(url_path_join(url, self.server.base_url), timeout=self.http_timeout)
+            return started
+        finally:
+            queue.leave()
+
+    def queue_position(self) -> int | None:
+        ticket = getattr(self, "_ticket", None)
+        return SpawnQueue._queue.position(ticket) if ticket is not None else None
+
+    async def progress(self):
+        await asyncio.sleep(0)  # let start() take its place in the queue first
+        shown = None
+        while (position := self.queue_position()) is not None:
+            if position != shown:
+                shown = position
+                yield {"progress": 10, "message": queue_message(position)}
+            await asyncio.sleep(0.5)
+        yield {"progress": 40, "message": "실습실을 켜고 있어요… / Starting your server…"}
+        async for event in super().progress():
+            yield event
+
+
+def queue_message(position: int) -> str:
+    ahead = position - 1
+    if ahead == 0:
+        return "준비 중이에요. 곧 여러분 차례예요. / Getting ready: you are next."
+    return (f"준비 중이에요. 앞에 {ahead}명이 기다리고 있어요. 이 화면을 그대로 두세요. / "
+            f"Getting ready: {ahead} ahead of you in the queue.")
+
+
+# --- hub services ---------------------------------------------------------------------------------
+
+def prepare_token(settings: Settings) -> str:
+    """The ``class-prepare`` service's API token (root-only file in the state folder; made once)."""
+    path = settings.paths.state / "class-prepare-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def cull_every(timeout: int) -> int:
+    """How often the culler looks: a tenth of the timeout, at least every 10 seconds."""
+    return max(10, timeout // 10)
+
+
+def services(settings: Settings) -> list[dict]:
+    """The idle culler (when a timeout is set) and the token-only service ``class prepare`` uses."""
+    specs: list[dict] = [{"name": PREPARE_SERVICE, "api_token": prepare_token(settings), "display": False}]
+    timeout = settings.containers.idle_timeout
+    if timeout:
+        specs.append({
+            "name": CULLER_SERVICE, "display": False,
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={timeout}",
+                        f"--cull-every={cull_every(timeout)}"],
+        })
+    return specs
+
+
+def roles(settings: Settings) -> list[dict]:
+    """What the two services may do: start servers ahead of class; stop idle ones."""
+    specs = [{"name": PREPARE_SERVICE, "description": "수업 전에 실습실을 미리 켜요", "services": [PREPARE_SERVICE],
+              "scopes": ["list:users", "read:users", "admin:users", "servers"]}]
+    if settings.containers.idle_timeout:
+        specs.append({"name": CULLER_SERVICE, "description": "오래 쉬는 실습실을 꺼요", "services": [CULLER_SERVICE],
+                      "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]})
+    return specs
+
+
+def configure(c, settings: Settings) -> None:
+    """Queue and generous start timeout (waiting in the queue counts towards it), in every mode."""
+    c.Spawner.spawn_concurrency = settings.containers.spawn_concurrency
+    c.Spawner.start_timeout = 600
+    c.JupyterHub.services.extend(services(settings))
+
+
+# --- `donghaeng class prepare` --------------------------------------------------------------------
+
+@dataclass
+class PrepareReport:
+    ready: dict[str, float] = field(default_factory=dict)  # login -> seconds until ready
+    failed: dict[str, str] = field(default_factory=dict)  # login -> why
+
+
+async def prepare_servers(hub_api: str, token: str, logins: list[str], concurrency: int,
+                          on_ready: Callable[[str], None] = lambda _: None, timeout: float = 600) -> PrepareReport:
+    """Create the hub users if needed and start their servers, *concurrency* at a time."""
+    report = PrepareReport()
+    gate = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"token {token}"}
+    async with httpx.AsyncClient(base_url=hub_api, headers=headers, timeout=30) as http:
+
+        async def one(login: str) -> None:
+            async with gate:
+                start = time.monotonic()
+                try:
+                    await _start_and_wait(http, login, timeout)
+                    report.ready[login] = time.monotonic() - start
+                    on_ready(login)
+                except (httpx.HTTPError, RuntimeError, TimeoutError) as e:
+                    report.failed[login] = str(e)
+
+        await asyncio.gather(*(one(login) for login in logins))
+    return report
+
+
+async def _start_and_wait(http: httpx.AsyncClient, login: str, timeout: float) -> None:
+    r = await http.get(f"/users/{login}")
+    if r.status_code == 404:
+        (await http.post(f"/users/{login}")).raise_for_status()
+    r = await http.post(f"/users/{login}/server")
+    if r.status_code not in (201, 202) and "already running" not in r.text:
+        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model: dict[str, Any] = (await http.get(f"/users/{login}")).json()
+        server = model["servers"].get("")
+        if server and server["ready"]:
+            return
+        if not server and not model.get("pending"):
+            raise RuntimeError("서버가 시작하지 못했어요 / the server failed to start (see the hub log)")
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"not ready after {timeout:.0f}s")
+
+
+def course_learners(settings: Settings, course_id: str) -> list[str]:
+    """The course's learners (role learner) from the cohort DB."""
+    from .cohort import Cohort
+
+    return [a.login for a in Cohort(Path(settings.paths.cohort_db)).accounts()
+            if a.person.role == "learner" and course_id in a.person.courses]
+
+
+class_app = typer.Typer(help="수업 시작 준비 / Class start: servers ready before learners arrive.",
+                        no_args_is_help=True)
+
+
+@class_app.command("prepare")
+def class_prepare(
+    course: Annotated[str, typer.Option("--course", "-c", help="과정 아이디 / course id.")],
+    settings_path: Annotated[Optional[Path], typer.Option("--settings", "-s", envvar=SETTINGS_ENV)] = None,
+    concurrency: Annotated[Optional[int], typer.Option(
+        help="한 번에 켜는 실습실 수(기본: containers.spawn_concurrency) / servers started at once.")] = None,
+) -> None:
+    """수업 전에 과정 학습자들의 실습실을 미리 켜요 / Start a course's learners' servers before class."""
+    from .cli import _settings, console, err
+
+    settings = _settings(settings_path)
+    try:
+        settings.course(course)
+    except KeyError as e:
+        err.print(f"[red]{e.args[0]}[/red]")
+        raise typer.Exit(2) from e
+    logins = course_learners(settings, course)
+    host = "127.0.0.1" if settings.lab.ip in ("0.0.0.0", "::") else settings.lab.ip
+    hub_api = f"http://{host}:{settings.lab.port}/hub/api"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("실습실 준비 / preparing servers", total=len(logins))
+        report = asyncio.run(prepare_servers(hub_api, prepare_token(settings), logins,
+                                             concurrency or settings.containers.spawn_concurrency,
+                                             on_ready=lambda _: progress.advance(task)))
+    console.print(f"준비됨 {len(report.ready)}명 / ready {len(report.ready)}, "
+                  f"실패 {len(report.failed)}명 / failed {len(report.failed)}")
+    for login, why in report.failed.items():
+        err.print(f"[red]{login}: {why}[/red]")
+    if report.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,261 @@
+"""Per-learner containers: DockerSpawner (one VM) and SwarmSpawner (many), configured from ``[containers]``.
+
+Each learner's server runs in its own container from the learner image, as ``jovyan`` (nbgrader then
+takes ``JUPYTERHUB_USER`` as the student id), with a named volume for their home.  Containers sit on
+an internal Docker network with inter-container traffic off: they reach the host (hub API, model
+service) through the network's gateway and nothing else — not each other, not the internet unless
+``allow_internet``.  ``remove = False``: a stopped hub leaves the containers running and re-adopts
+them on restart.  Docker faults become Korean messages on the learner's spawn page.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+import docker
+import requests
+from dockerspawner import DockerSpawner, SwarmSpawner
+from docker.types import Mount
+from traitlets import Bool, HasTraits, Unicode
+
+from .classstart import SpawnQueue
+from .images import IMAGE_PREFIX
+from .settings import RoleLimits, Settings
+from .spawner import LearnerConfigMixin
+
+HOME = "/home/jovyan"
+#: Label on every object the lab creates, so admins (and tests) can find them.
+LABEL = "org.donghaeng.lab"
+
+DAEMON_DOWN = ("실습실을 만드는 프로그램(Docker)에 연결하지 못했어요. 잠시 뒤 다시 시작해 보시고, 계속되면 "
+               "강사나 관리자에게 알려 주세요. / Could not reach Docker, which runs the lab servers; "
+               "please try again later or tell your trainer.")
+IMAGE_MISSING = ("실습실 이미지가 아직 준비되지 않았어요. 강사나 관리자에게 알려 주세요. "
+                 "(관리자: `donghaeng images build learner`) / The learner image '{image}' is missing: "
+                 "an admin runs `donghaeng images build learner`.")
+OOM_NOTICE = ("지난번에 실습실이 쓸 수 있는 메모리({memory})를 다 써서 멈췄어요. 저장한 파일은 그대로 있어요. "
+              "큰 데이터는 나눠서 다뤄 보세요. / Last time your server ran out of memory ({memory}) and "
+              "was stopped; your saved files are safe.")
+
+
+class ContainerSpawnError(RuntimeError):
+    """A Docker fault, shown to the learner on the spawn page (``jupyterhub_message``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+def learner_image(settings: Settings) -> str:
+    """The configured image, else the one ``donghaeng images build learner`` makes."""
+    from .images import LEARNER_IMAGE
+
+    return settings.containers.image or LEARNER_IMAGE
+
+
+def gateway_ip(settings: Settings) -> str:
+    """The host's address on the learners' network: the hub and model service listen there."""
+    return str(next(ipaddress.ip_network(settings.containers.subnet).hosts()))
+
+
+def is_local_address(ip: str) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError:
+            return False
+    return True
+
+
+def docker_client() -> docker.APIClient:
+    """A client for the daemon the spawners use (``DOCKER_HOST`` and friends, as DockerSpawner reads them)."""
+    return docker.APIClient(version="auto", **docker.utils.kwargs_from_env())
+
+
+def ensure_network(settings: Settings, client: docker.APIClient | None = None) -> None:
+    """Create the learners' network if missing: internal unless internet is allowed, no inter-container traffic."""
+    conf = settings.containers
+    client = client or docker_client()
+    if client.networks(names=[conf.network]):
+        return
+    client.create_network(
+        conf.network, driver="bridge", internal=not conf.allow_internet, check_duplicate=True,
+        options={"com.docker.network.bridge.enable_icc": "false"}, labels={LABEL: "learners"},
+        ipam=docker.types.IPAMConfig(pool_configs=[
+            docker.types.IPAMPool(subnet=conf.subnet, gateway=gateway_ip(settings))]),
+    )
+
+
+def pick_limits(groups: list[str], limits: dict[str, RoleLimits]) -> RoleLimits:
+    """The limits of a person's role (the largest if they have several; learner's if none)."""
+    roles = [g for g in groups if g in limits]
+    if not roles:
+        return limits.get("learner", RoleLimits())
+    return max((limits[r] for r in roles), key=lambda lim: (lim.cpu, _bytes(lim.memory)))
+
+
+def _role_limits(spawner, settings: Settings) -> RoleLimits:
+    return pick_limits([g.name for g in spawner.user.groups], settings.containers.limits)
+
+
+def _bytes(memory: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(memory[:-1]) * units[memory[-1]] if memory[-1] in units else int(memory)
+
+
+class ContainerFaults(HasTraits):
+    """Mixin for Docker spawners: Docker faults and memory kills explained to the learner in Korean."""
+
+    oom_killed = Bool(False, help="The last container was killed for memory (kept in the spawner state).")
+    memory_label = Unicode("", help="The memory limit the learner's last container had, for the OOM notice.")
+
+    async def start(self):
+        try:
+            result = await super().start()
+        except docker.errors.ImageNotFound as e:
+            self.log.error("Learner image %s missing for %s: run `donghaeng images build learner`",
+                           self.image, self.user.name)
+            raise ContainerSpawnError(IMAGE_MISSING.format(image=self.image)) from e
+        except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
+            self.log.error("Docker unreachable while starting %s's server: %s", self.user.name, e)
+            raise ContainerSpawnError(DAEMON_DOWN) from e
+        self.oom_killed = False  # the notice was shown on this start's progress page
+        return result
+
+    async def pull_image(self, image):
+        try:
+            await self.docker("inspect_image", image)
+        except docker.errors.NotFound as e:  # no registry here: a missing image is an admin's job
+            raise docker.errors.ImageNotFound(str(e)) from e
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None:
+            obj = await self.get_object()
+            if obj and obj.get("State", {}).get("OOMKilled"):
+                self.log.warning("%s's container was killed for memory (limit %s)", self.user.name, self.mem_limit)
+                self.oom_killed = True
+                self.memory_label = str(self.mem_limit or "")
+        return status
+
+    async def progress(self):
+        if self.oom_killed:
+            yield {"progress": 5, "message": OOM_NOTICE.format(memory=self.memory_label)}
+        async for event in super().progress():
+            yield event
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.oom_killed:
+            state.update(oom_killed=True, memory_label=self.memory_label)
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.oom_killed = state.get("oom_killed", False)
+        self.memory_label = state.get("memory_label", "")
+
+    def clear_state(self) -> None:
+        # stop() clears the state; the memory notice survives until the next start has shown it
+        oom, memory = self.oom_killed, self.memory_label
+        super().clear_state()
+        self.oom_killed, self.memory_label = oom, memory
+
+
+class LabDockerSpawner(SpawnQueue, ContainerFaults, LearnerConfigMixin, DockerSpawner):
+    """One container per learner on this VM."""
+
+
+class LabSwarmSpawner(SpawnQueue, ContainerFaults, LearnerConfigMixin, SwarmSpawner):
+    """One Swarm service per learner; its task may run on any node of the swarm."""
+
+    @property
+    def mounts(self) -> list[Mount]:
+        """Named volumes (the home) as volume mounts; host folders (exchange, config) as bind mounts."""
+        return [Mount(target=vol["bind"], source=source, read_only=vol["mode"] == "ro",
+                      type="bind" if source.startswith("/") else "volume")
+                for source, vol in self.volume_binds.items()]
+
+
+def _common(c, settings: Settings, spawner: str) -> None:
+    """Traitlets shared by the Docker and Swarm spawners."""
+    conf, paths = settings.containers, settings.paths
+    s = getattr(c, spawner)
+    s.image = learner_image(settings)
+    s.cmd = [f"{IMAGE_PREFIX}/bin/jupyterhub-singleuser"]
+    s.notebook_dir = HOME
+    s.volumes = {
+        conf.volume_name: HOME,
+        # nbgrader's exchange at the same path as on the host: the host's permissions (sticky root,
+        # grader-owned outbound, unlistable inbound, random submission names) keep learners apart
+        str(paths.exchange): str(paths.exchange),
+    }
+    s.read_only_volumes = {str(p): str(p) for p in (paths.jupyter_config, paths.learner_config, paths.solutions)}
+    s.learner_config_dir = str(paths.learner_config)
+    s.mem_limit = lambda spawner: _role_limits(spawner, settings).memory
+    s.cpu_limit = lambda spawner: _role_limits(spawner, settings).cpu
+    s.remove = False
+    s.pull_policy = "never"
+    s.name_template = "donghaeng-{username}"
+
+
+def configure(c, settings: Settings) -> None:
+    """Point JupyterHub at containers (``lab.spawner`` = docker or swarm)."""
+    conf = settings.containers
+    if settings.lab.spawner == "docker":
+        c.JupyterHub.spawner_class = LabDockerSpawner
+        _common(c, settings, "LabDockerSpawner")
+        c.LabDockerSpawner.network_name = conf.network
+        c.LabDockerSpawner.use_internal_ip = True
+        c.LabDockerSpawner.extra_host_config = {"pids_limit": conf.pids_limit}
+        c.LabDockerSpawner.extra_create_kwargs = {"user": "jovyan", "labels": {LABEL: "learner"}}
+        try:
+            ensure_network(settings)
+        except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
+            # the hub still starts; learners get DAEMON_DOWN on their spawn page
+            print(f"donghaeng: Docker unreachable, cannot prepare network {conf.network}: {e}")
+        gateway = gateway_ip(settings)
+        if is_local_address(gateway):
+            c.JupyterHub.hub_ip = gateway
+            _serve_on(c, gateway)
+    else:
+        c.JupyterHub.spawner_class = LabSwarmSpawner
+        _common(c, settings, "LabSwarmSpawner")
+        # single-node here; on many nodes tasks reach the manager over docker_gwbridge or the LAN
+        c.LabSwarmSpawner.network_name = ""
+        c.LabSwarmSpawner.use_internal_ip = False
+        c.LabSwarmSpawner.host_ip = "127.0.0.1"
+        c.LabSwarmSpawner.extra_container_spec = {"user": "jovyan", "labels": {LABEL: "learner"}}
+        c.JupyterHub.hub_ip = "0.0.0.0"
+        c.JupyterHub.hub_connect_ip = swarm_gateway()
+
+
+def remove_learners(settings: Settings, logins: list[str]) -> None:
+    """Remove these learners' containers and home volumes (their work!)."""
+    client = docker_client()
+    for login in logins:
+        for container in client.containers(all=True, filters={"name": f"^donghaeng-{login}$", "label": LABEL}):
+            client.remove_container(container["Id"], force=True)
+        volume = settings.containers.volume_name.format(username=login)
+        if client.volumes(filters={"name": volume}).get("Volumes"):
+            client.remove_volume(volume, force=True)
+
+
+def _serve_on(c, ip: str) -> None:
+    """Move the model service from loopback to *ip*, where learners' containers can reach it."""
+    from .modelservice.hub import SERVICE_NAME
+
+    for spec in c.JupyterHub.services:
+        if spec["name"] == SERVICE_NAME:
+            spec["url"] = spec["url"].replace("127.0.0.1", ip)
+    env = c.Spawner.environment
+    if "DONGHAENG_MODEL_URL" in env:
+        env["DONGHAENG_MODEL_URL"] = env["DONGHAENG_MODEL_URL"].replace("127.0.0.1", ip)
+
+
+def swarm_gateway() -> str:
+    """The host's address on docker_gwbridge, which swarm tasks use to leave their node."""
+    net = docker_client().inspect_network("docker_gwbridge")
+    return net["IPAM"]["Config"][0]["Gateway"]

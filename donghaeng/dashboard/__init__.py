@@ -1,0 +1,1 @@
+"""The trainer dashboard (a hub service): cohort progress, risks, plots, exports, certificates, calibration."""

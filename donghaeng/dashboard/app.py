@@ -1,0 +1,344 @@
+"""The trainer dashboard: a tornado app JupyterHub runs as the managed service ``dashboard``.
+
+Pages (under ``$JUPYTERHUB_SERVICE_PREFIX``, e.g. ``/services/dashboard/``), all behind hub OAuth:
+
+* ``/``                                   the courses this person may see
+* ``courses/<id>``                        progress table, who is at risk, grading queue, plots, certificates
+* ``courses/<id>/plots/<assignment>.svg`` score distribution (also ``.png``)
+* ``courses/<id>/export.csv`` / ``.xlsx`` the progress table, safe against formula injection
+* ``courses/<id>/certify``                GET: confirmation page; POST (XSRF): issue or revoke
+* ``calibration`` / ``calibration/<set>`` rubric calibration (trainer candidates grade samples)
+
+Who sees what: admins every course, trainers the courses of their ``formgrade-<course>`` groups;
+learners of a course that needs a calibration kappa reach only the calibration pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from markupsafe import Markup
+from tornado import web
+from tornado.httpserver import HTTPServer
+
+from .. import certification
+from ..certification import CertificationError, load_policy
+from ..settings import Course, Settings, load_settings
+from . import calibration, export, plots
+from .hub import STAFF_GROUPS, calibration_courses
+from .progress import CourseReport, State, build_report, course_learners
+
+log = logging.getLogger("donghaeng.dashboard")
+TEMPLATES = Path(__file__).parent / "templates"
+ERROR_TITLES = {403: "이 페이지는 열 수 없어요", 404: "페이지를 찾을 수 없어요", 400: "요청을 처리할 수 없어요"}
+ACTIONS = {"issue": "발급", "revoke": "취소"}
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person and what they may see."""
+
+    name: str
+    staff: bool  # trainer or admin: the cohort pages
+    courses: tuple[str, ...]  # courses whose cohort they see
+    candidate: bool  # may do the rubric calibration
+
+
+class Dashboard:
+    """Settings, templates and hub access shared by every handler."""
+
+    def __init__(self, settings: Settings, hub_auth: HubOAuth, prefix: str) -> None:
+        self.settings = settings
+        self.hub_auth = hub_auth
+        self.prefix = prefix
+        self.calibration_courses = calibration_courses(settings)
+        self.rubrics = calibration.load_sets()
+        self.levels = load_policy(settings).levels
+        self.templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
+
+    async def hub_get(self, path: str, **params: Any) -> Any:
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+            r = await client.get(f"{self.hub_auth.api_url}{path}", params=params, headers={
+                "Authorization": f"token {self.hub_auth.api_token}",
+                "Accept": "application/jupyterhub-pagination+json"})
+        r.raise_for_status()
+        return r.json()
+
+    async def last_activity(self) -> dict[str, datetime | None]:
+        """Every hub user's last activity (the hub API pages its answer)."""
+        activity: dict[str, datetime | None] = {}
+        offset = 0
+        while True:
+            page = await self.hub_get("/users", offset=offset, limit=200)
+            for user in page["items"]:
+                stamp = user.get("last_activity")
+                activity[user["name"]] = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+            following = (page.get("_pagination") or {}).get("next")
+            if not following:
+                return activity
+            offset = following["offset"]
+
+    async def viewer(self, name: str) -> Viewer:
+        user = await self.hub_get(f"/users/{name}")
+        groups = set(user.get("groups") or ())
+        admin = bool(user.get("admin")) or "admin" in groups
+        if admin:
+            courses = tuple(c.id for c in self.settings.courses)
+        else:
+            courses = tuple(c.id for c in self.settings.courses if f"formgrade-{c.id}" in groups)
+        staff = admin or bool(groups & set(STAFF_GROUPS))
+        candidate = staff or any(f"nbgrader-{c}" in groups for c in self.calibration_courses)
+        return Viewer(name, staff, courses if staff else (), candidate)
+
+    async def report(self, course: Course) -> CourseReport:
+        activity = await self.last_activity()
+        cfg = self.settings.dashboard
+        return await asyncio.to_thread(build_report, self.settings, course, activity,
+                                       inactive_days=cfg.inactive_days, failing_below=cfg.failing_below)
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    viewer: Viewer
+
+    def initialize(self, dash: Dashboard) -> None:
+        self.dash = dash
+        self.hub_auth = dash.hub_auth
+
+    async def prepare(self) -> None:
+        user = self.current_user  # None: @web.authenticated sends them to the hub's login
+        if user is not None:
+            self.viewer = await self.dash.viewer(user["name"])
+
+    def url(self, *parts: str, **query: str) -> str:
+        path = self.dash.prefix + "/".join(parts)
+        return f"{path}?{urlencode(query)}" if query else path
+
+    def render_page(self, template: str, http_status: int = 200, **context: Any) -> None:
+        self.set_status(http_status)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+        page = self.dash.templates.get_template(template).render(
+            viewer=getattr(self, "viewer", None), url=self.url, hub_prefix=self.dash.hub_auth.hub_prefix,
+            xsrf=Markup(self.xsrf_form_html()), **context)
+        self.finish(page)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
+        self.render_page("error.html", http_status=status_code, title=ERROR_TITLES.get(status_code, "문제가 생겼어요"),
+                         message=message, status_code=status_code)
+
+    def need_staff(self) -> None:
+        if not self.viewer.staff:
+            raise web.HTTPError(403, "트레이너와 관리자만 볼 수 있어요.")
+
+    def course(self, course_id: str) -> Course:
+        """The course, if this person may see its cohort (else 403, also for unknown ids)."""
+        self.need_staff()
+        if course_id not in self.viewer.courses:
+            raise web.HTTPError(403, "내가 맡은 과정만 볼 수 있어요.")
+        return self.dash.settings.course(course_id)
+
+
+class IndexHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        if not self.viewer.staff:
+            if self.viewer.candidate:
+                self.redirect(self.url("calibration"))
+                return
+            self.need_staff()
+        courses = [self.dash.settings.course(c) for c in self.viewer.courses]
+        self.render_page("index.html", courses=courses)
+
+
+class CourseHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, course_id: str) -> None:
+        course = self.course(course_id)
+        report = await self.dash.report(course)
+        logins = {row.person.login for row in report.learners}
+        statuses = [s for s in await asyncio.to_thread(certification.evaluate, self.dash.settings)
+                    if s.login in logins]
+        levels = [lv for lv in self.dash.levels if lv.course == course.id]
+        self.render_page("course.html", course=course, report=report, State=State, levels=levels,
+                         statuses=statuses, describe=plots.describe, done=self.get_argument("done", ""))
+
+
+class PlotHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, course_id: str, assignment: str, fmt: str) -> None:
+        course = self.course(course_id)
+        report = await self.dash.report(course)
+        if assignment not in report.assignments:
+            raise web.HTTPError(404, f"'{assignment}' 과제가 없어요.")
+        image = await asyncio.to_thread(plots.distribution, assignment, report.percents(assignment),
+                                        report.failing_below, fmt)
+        self.set_header("Content-Type", plots.FORMATS[fmt])
+        self.set_header("Cache-Control", "no-store")
+        self.finish(image)
+
+
+class ExportHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, course_id: str, fmt: str) -> None:
+        course = self.course(course_id)
+        rows = export.table(await self.dash.report(course))
+        stamp = datetime.now().strftime("%Y%m%d")
+        if fmt == "csv":
+            body, mime = export.to_csv(rows), "text/csv; charset=utf-8"
+        else:
+            body = export.to_xlsx(rows, course.id)
+            mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        self.set_header("Content-Type", mime)
+        self.set_header("Content-Disposition", f'attachment; filename="{course.id}-progress-{stamp}.{fmt}"')
+        self.finish(body)
+
+
+class CertifyHandler(BaseHandler):
+    """One-click issue or revoke: GET shows what will happen, the POST of that page does it."""
+
+    def _target(self, course: Course) -> tuple[str, Any, Any]:
+        action = self.get_argument("action")
+        if action not in ACTIONS:
+            raise web.HTTPError(400, "알 수 없는 작업이에요.")
+        login = self.get_argument("login")
+        status = next((s for s in certification.evaluate(self.dash.settings, login)
+                       if course.id in s.courses and s.role == "learner"), None)
+        if status is None:
+            raise web.HTTPError(403, "내 과정의 학습자에게만 발급하거나 취소할 수 있어요.")
+        if action == "issue":
+            level = next((lv for lv in self.dash.levels if lv.id == self.get_argument("level")
+                          and lv.course == course.id), None)
+            if level is None:
+                raise web.HTTPError(400, "이 과정에 없는 단계예요.")
+            return action, status, level
+        serial = self.get_argument("serial")
+        cert = next((c for c in status.certificates if c.serial == serial and not c.revoked), None)
+        if cert is None:
+            raise web.HTTPError(400, "취소할 수 있는 수료증이 아니에요.")
+        return action, status, cert
+
+    @web.authenticated
+    async def get(self, course_id: str) -> None:
+        course = self.course(course_id)
+        action, status, target = self._target(course)
+        self.render_page("confirm.html", course=course, action=action, label=ACTIONS[action], learner=status,
+                         target=target, error="")
+
+    @web.authenticated
+    async def post(self, course_id: str) -> None:
+        course = self.course(course_id)
+        action, status, target = self._target(course)
+        try:
+            if action == "issue":
+                await asyncio.to_thread(certification.issue, self.dash.settings, status.login, target.id,
+                                        self.viewer.name)
+            else:
+                reason = self.get_argument("reason", "").strip()
+                if not reason:
+                    raise CertificationError("취소하는 까닭을 적어 주세요.")
+                await asyncio.to_thread(certification.revoke, self.dash.settings, target.serial,
+                                        self.viewer.name, reason)
+        except CertificationError as exc:
+            self.render_page("confirm.html", http_status=400, course=course, action=action,
+                             label=ACTIONS[action], learner=status, target=target, error=str(exc))
+            return
+        log.info("%s: %s %s for %s", self.viewer.name, action, getattr(target, "id", getattr(target, "serial", "")),
+                 status.login)
+        self.redirect(self.url("courses", course.id, done=f"{action}:{status.login}") + "#certification")
+
+
+class CalibrationHandler(BaseHandler):
+    def _rubric(self, rubric_id: str) -> calibration.RubricSet:
+        if not self.viewer.candidate:
+            raise web.HTTPError(403, "채점 맞추기는 TTT 과정 학습자와 트레이너만 할 수 있어요.")
+        rubric = self.dash.rubrics.get(rubric_id)
+        if rubric is None:
+            raise web.HTTPError(404, "그런 채점 연습이 없어요.")
+        return rubric
+
+    @web.authenticated
+    async def get(self, rubric_id: str = "") -> None:
+        if rubric_id:
+            self.render_page("calibration_form.html", rubric=self._rubric(rubric_id), chosen={}, error="")
+            return
+        if not self.viewer.candidate:
+            raise web.HTTPError(403, "채점 맞추기는 TTT 과정 학습자와 트레이너만 할 수 있어요.")
+        results = []
+        if self.viewer.staff:  # trainers see their candidates' latest results
+            people = {p.login: p for c in self.viewer.courses if c in self.dash.calibration_courses
+                      for p in course_learners(self.dash.settings, c)}
+            kappas = calibration.latest_kappas(self.dash.settings, sorted(people))
+            results = [(people[login], kappa, calibration.agreement_label(kappa)) for login, kappa in kappas.items()]
+        self.render_page("calibration.html", rubrics=self.dash.rubrics.values(), results=results)
+
+    @web.authenticated
+    async def post(self, rubric_id: str) -> None:
+        rubric = self._rubric(rubric_id)
+        chosen: dict[str, int] = {}
+        for sample in rubric.samples:
+            value = self.get_argument(f"grade-{sample.id}", "")
+            if value.lstrip("-").isdigit():
+                chosen[sample.id] = int(value)
+        try:
+            result = calibration.grade(rubric, self.viewer.name, chosen)
+        except calibration.CalibrationError as exc:
+            self.render_page("calibration_form.html", http_status=400, rubric=rubric, chosen=chosen, error=str(exc))
+            return
+        calibration.record(self.dash.settings, result, self.viewer.name)
+        self.render_page("calibration_result.html", rubric=rubric, result=result)
+
+
+class NotFoundHandler(BaseHandler):
+    async def prepare(self) -> None:
+        raise web.HTTPError(404)
+
+
+def make_app(settings: Settings, hub_auth: HubOAuth | None = None) -> web.Application:
+    hub_auth = hub_auth or HubOAuth(cache_max_age=60)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/dashboard/")
+    dash = Dashboard(settings, hub_auth, prefix)
+    course = r"courses/([a-z0-9-]+)"
+    routes = [
+        (r"", IndexHandler),
+        (course, CourseHandler),
+        (course + r"/plots/([^/]+)\.(png|svg)", PlotHandler),
+        (course + r"/export\.(csv|xlsx)", ExportHandler),
+        (course + r"/certify", CertifyHandler),
+        (r"calibration", CalibrationHandler),
+        (r"calibration/([a-z0-9-]+)", CalibrationHandler),
+    ]
+    handlers: list[tuple] = [(prefix + pattern, handler, {"dash": dash}) for pattern, handler in routes]
+    handlers.append((prefix + "oauth_callback", HubOAuthCallbackHandler))
+    return web.Application(handlers, cookie_secret=os.urandom(32), xsrf_cookies=True,
+                           default_handler_class=NotFoundHandler, default_handler_args={"dash": dash})
+
+
+async def serve(settings: Settings) -> None:
+    url = httpx.URL(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8004"))
+    server = HTTPServer(make_app(settings), xheaders=True)
+    server.listen(url.port, url.host)
+    log.info("dashboard listening on %s", url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.stop()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s dashboard] %(message)s")
+    asyncio.run(serve(load_settings()))

@@ -1,0 +1,1 @@
+"""The learner home service: my courses and modules, one-click start, feedback and help requests."""

@@ -1,0 +1,37 @@
+"""How the hub runs the learner home: its service entry, roles and what learners' servers need."""
+
+from __future__ import annotations
+
+from ..roster import ROLES
+from ..settings import Settings
+
+SERVICE_NAME = "home"
+ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+URL = f"/services/{SERVICE_NAME}/"
+
+
+def service_spec(settings: Settings, port: int) -> dict:
+    """Runs as the hub's user (root): it reads learners' folders and the course gradebooks."""
+    return {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.home"],
+        "oauth_no_confirm": True,
+        "display": False,
+        "environment": {"DONGHAENG_SETTINGS": str(settings.source), "LANG": "C.UTF-8"},
+    }
+
+
+def learner_environment(port: int) -> dict[str, str]:
+    """Learners' servers call the home's API on loopback (help requests, deadlines)."""
+    return {"DONGHAENG_HOME_URL": f"http://127.0.0.1:{port}{URL}"}
+
+
+def roles(settings: Settings) -> list[dict]:
+    if not settings.home.enabled:
+        return []
+    return [
+        {"name": "home-users", "description": "학습 홈 사용", "groups": list(ROLES), "scopes": [ACCESS_SCOPE]},
+        {"name": "home-service", "description": "The learner home reads people's groups and server state",
+         "services": [SERVICE_NAME], "scopes": ["read:users:name", "read:users:groups", "read:servers"]},
+    ]

@@ -1,0 +1,166 @@
+"""Kubernetes: a Zero to JupyterHub (z2jh) ``values.yaml`` generated from the same ``lab.toml``.
+
+The chart runs JupyterHub with KubeSpawner; this module only translates our settings (images, limits
+per role, idle culling, class-start placeholders, the shared nbgrader exchange, our authenticator)
+into the chart's values, and checks them against the chart's own schema (vendored in
+``images/k8s/``; see its README for the version).  Helm validates the user's values merged over the
+chart's defaults, so :func:`validate` does the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import jsonschema
+import typer
+import yaml
+
+from .classstart import cull_every
+from .roles import hub_roles
+from .settings import REPO_ROOT, SETTINGS_ENV, RoleLimits, Settings
+
+CHART_DIR = REPO_ROOT / "images" / "k8s"
+SCHEMA = CHART_DIR / "values.schema.yaml"
+CHART_DEFAULTS = CHART_DIR / "values.yaml"
+HOME = "/home/jovyan"
+EXCHANGE_CLAIM = "donghaeng-exchange"
+EXCHANGE_PATH = "/srv/donghaeng/exchange"
+HUB_STATE = "/srv/jupyterhub"  # the chart's hub volume (hub.db.type = sqlite-pvc)
+
+# Read by the hub pod (hub.extraConfig): per-role limits via KubeSpawner's pre_spawn_hook.
+EXTRA_CONFIG = """\
+from donghaeng.k8s import role_limits_hook
+c.KubeSpawner.pre_spawn_hook = role_limits_hook(get_config("custom.donghaeng.limits"))
+"""
+
+
+def _image(ref: str) -> dict[str, str]:
+    name, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+    return {"name": name, "tag": tag}
+
+
+def _k8s_memory(memory: str) -> str:
+    return memory + "i" if memory[-1] in "KMG" else memory  # Docker's 1G is Kubernetes' 1Gi
+
+
+def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
+    """The chart's values for this lab; *placeholders* keeps that many learner-sized nodes' worth free."""
+    from .containers import learner_image
+    from .images import HUB_IMAGE, IMAGE_PREFIX
+
+    conf, lab = settings.containers, settings.lab
+    learner = conf.limits.get("learner", RoleLimits())
+    # roles about the VM's hub services (graders, model, culler) are left out: the chart runs its own culler
+    roles = {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in hub_roles(settings)
+             if "services" not in r and not any("service=" in scope for scope in r["scopes"])}
+    return {
+        "hub": {
+            "image": _image(HUB_IMAGE),
+            "config": {
+                "JupyterHub": {"authenticator_class": "donghaeng.auth.RosterAuthenticator"},
+                "RosterAuthenticator": {
+                    "cohort_db": f"{HUB_STATE}/cohort.sqlite",
+                    "min_password_length": lab.min_password_length,
+                    "course_ids": [course.id for course in settings.courses],
+                },
+                "Authenticator": {"manage_groups": True, "refresh_pre_spawn": True, "any_allow_config": True},
+            },
+            "loadRoles": roles,
+            # JupyterHub's own throttle; KubeSpawner pods start in parallel on many nodes
+            "concurrentSpawnLimit": max(conf.spawn_concurrency * 10, 30),
+            "extraConfig": {"donghaeng-limits.py": EXTRA_CONFIG},
+        },
+        "singleuser": {
+            "image": _image(learner_image(settings)),
+            "cmd": f"{IMAGE_PREFIX}/bin/jupyterhub-singleuser",
+            "defaultUrl": "/lab",
+            "uid": 1000,
+            "fsGid": 100,
+            "startTimeout": 600,
+            "cpu": {"limit": learner.cpu, "guarantee": round(learner.cpu / 4, 2)},
+            "memory": {"limit": _k8s_memory(learner.memory), "guarantee": _k8s_memory(learner.memory)},
+            "storage": {
+                "type": "dynamic",
+                "capacity": "2Gi",
+                "homeMountPath": HOME,
+                # nbgrader's exchange: one ReadWriteMany claim shared by learners and graders
+                "extraVolumes": [{"name": "exchange", "persistentVolumeClaim": {"claimName": EXCHANGE_CLAIM}}],
+                "extraVolumeMounts": [{"name": "exchange", "mountPath": EXCHANGE_PATH}],
+            },
+            "extraEnv": {"LANG": "C.UTF-8"},
+            "networkPolicy": {
+                "enabled": True,
+                "egressAllowRules": {"nonPrivateIPs": conf.allow_internet, "privateIPs": False,
+                                     "dnsPortsPrivateIPs": True},
+            },
+        },
+        "scheduling": {
+            "userScheduler": {"enabled": True},  # packs learners onto few nodes, so idle ones scale down
+            "podPriority": {"enabled": True},
+            "userPlaceholder": {"enabled": placeholders > 0, "replicas": placeholders},
+        },
+        "cull": {"enabled": conf.idle_timeout > 0, "timeout": conf.idle_timeout or 3600,
+                 "every": cull_every(conf.idle_timeout)},
+        "custom": {"donghaeng": {"limits": {role: lim.model_dump() for role, lim in conf.limits.items()}}},
+    }
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def validate(generated: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` unless *generated*, over the chart's defaults, fits the schema."""
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    defaults = yaml.safe_load(CHART_DEFAULTS.read_text(encoding="utf-8"))
+    jsonschema.validate(_merge(defaults, generated), schema)
+
+
+def dump(generated: dict[str, Any]) -> str:
+    header = ("# Zero to JupyterHub values generated by `donghaeng k8s values` from lab.toml; edit lab.toml.\n"
+              "# helm upgrade --install lab jupyterhub/jupyterhub --values values.yaml (docs/scale-out.md)\n")
+    return header + yaml.safe_dump(generated, allow_unicode=True, sort_keys=False)
+
+
+def role_limits_hook(limits: dict[str, dict]):
+    """KubeSpawner ``pre_spawn_hook``: the person's role's CPU/memory (the largest if several)."""
+    from .containers import pick_limits
+
+    parsed = {role: RoleLimits(**lim) for role, lim in limits.items()}
+
+    def hook(spawner) -> None:
+        lim = pick_limits([g.name for g in spawner.user.groups], parsed)
+        spawner.cpu_limit = lim.cpu
+        spawner.mem_limit = _k8s_memory(lim.memory)
+
+    return hook
+
+
+k8s_app = typer.Typer(help="쿠버네티스(Zero to JupyterHub) / Kubernetes via the z2jh chart.", no_args_is_help=True)
+
+
+@k8s_app.command("values")
+def k8s_values(
+    output: Annotated[Path, typer.Option("--output", "-o", help="쓸 파일 / file to write.")] = Path("values.yaml"),
+    placeholders: Annotated[int, typer.Option(
+        min=0, help="수업 시작 몰림에 대비해 비워 두는 학습자 자리 수 / placeholder pods for class-start bursts.")] = 0,
+    settings_path: Annotated[Optional[Path], typer.Option("--settings", "-s", envvar=SETTINGS_ENV)] = None,
+) -> None:
+    """lab.toml로 z2jh values.yaml을 만들고 차트 스키마로 검사해요 / Generate and validate z2jh values."""
+    from .cli import _settings, console, err
+
+    generated = values(_settings(settings_path), placeholders)
+    try:
+        validate(generated)
+    except jsonschema.ValidationError as e:
+        where = ".".join(str(p) for p in e.absolute_path)
+        err.print(f"[red]차트 스키마에 맞지 않아요 / does not fit the chart's schema: {where}: {e.message}[/red]")
+        raise typer.Exit(1) from e
+    output.write_text(dump(generated), encoding="utf-8")
+    console.print(f"[green]만들었어요[/green]: {output}  (helm upgrade --install lab jupyterhub/jupyterhub "
+                  f"--values {output})")

@@ -1,0 +1,94 @@
+"""``donghaeng images build``: offline images that run what they promise, and rebuild only when inputs change.
+
+Runs the real command against the real Docker engine (``./lab test`` starts it and builds the images
+first, so here the builds are normally the cached, skipped path).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.progress import Progress
+
+from donghaeng.images import GRADER_IMAGE, LEARNER_IMAGE, Builder, ImageError, docker_ready
+
+pytestmark = pytest.mark.slow
+DONGHAENG = [str(Path(sys.executable).parent / "donghaeng"), "images", "build"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def engine():
+    if os.geteuid() != 0:
+        pytest.skip("building images needs root (debootstrap, the Docker socket)")
+    if not docker_ready():
+        pytest.skip("no Docker engine answers (./lab test starts one)")
+
+
+def build(*targets: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*DONGHAENG, *targets], capture_output=True, text=True, env={**os.environ,
+                                                                                          "COLUMNS": "200"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def docker_run(image: str, *command: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "run", "--rm", *options, image, *command], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_grader_image_runs_python_as_non_root_without_network():
+    build("grader")
+    probe = ("import os, socket, ipykernel, donghaeng.answers, donghaeng.widgets.choice\n"
+             "print('uid', os.getuid())\n"
+             "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\n    print('network: open')\n"
+             "except OSError as e:\n    print('network:', e)\n")
+    run = docker_run(GRADER_IMAGE, "python", "-c", probe, options=("--network", "none"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("uid ") and not run.stdout.startswith("uid 0\n")
+    assert "network: open" not in run.stdout and "unreachable" in run.stdout.lower()
+
+
+def test_learner_image_starts_singleuser_speaks_korean_and_has_no_model_file():
+    build("learner")
+    run = docker_run(LEARNER_IMAGE, "jupyterhub-singleuser", "--help")
+    assert run.returncode == 0 and "jupyterhub-singleuser" in (run.stdout + run.stderr).lower()
+    check = ("import json, os, sys, donghaeng.widgets.playground, donghaeng.model_client, nbgrader, torch\n"
+             "o = json.load(open(sys.prefix + '/share/jupyter/lab/settings/overrides.json'))\n"
+             "print(o['@jupyterlab/translation-extension:plugin']['locale'], os.getuid(),\n"
+             "      os.path.isdir('/usr/share/fonts/truetype/nanum'), torch.__version__)\n")
+    run = docker_run(LEARNER_IMAGE, "python", "-c", check)
+    assert run.returncode == 0, run.stderr
+    locale, uid, fonts, torch_version = run.stdout.split()
+    assert (locale, fonts, torch_version) == ("ko_KR", "True", "2.13.0+cpu") and uid != "0"
+    models = docker_run(LEARNER_IMAGE, "find", "/", "-xdev", "-name", "*.gguf")
+    assert models.stdout.strip() == ""  # learners use the hub's model service
+
+
+def test_rebuild_with_unchanged_inputs_is_skipped():
+    build("grader")
+    before = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", GRADER_IMAGE],
+                            capture_output=True, text=True, check=True).stdout
+    again = build("grader")
+    assert "up to date, skipped" in again.stdout and "built" not in again.stdout
+    after = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", GRADER_IMAGE],
+                           capture_output=True, text=True, check=True).stdout
+    assert before == after
+
+
+def test_unknown_image_is_a_clear_error():
+    result = subprocess.run([*DONGHAENG, "jupyter"], capture_output=True, text=True)
+    assert result.returncode == 2 and "없는 이미지" in result.stderr and "learner" in result.stderr
+
+
+def test_missing_tools_get_a_hint(monkeypatch: pytest.MonkeyPatch):
+    no_docker = subprocess.run([*DONGHAENG, "grader"], capture_output=True, text=True,
+                               env={**os.environ, "PATH": "/nonexistent"})
+    assert no_docker.returncode == 1 and "apt-get install docker.io" in no_docker.stderr
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # a machine without debootstrap and without the cached tarball
+    with Progress(disable=True) as progress, pytest.raises(ImageError, match="apt-get install debootstrap"):
+        Builder(progress)._debootstrap()
