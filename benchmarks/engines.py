@@ -33,7 +33,8 @@ CACHE = Path("/var/tmp/donghaeng-hf")
 ENGINES = ("gguf", "hf")  # catalogue order: engine-0 and engine-1
 
 
-def settings(folder: Path, slots: int) -> str:
+def settings(folder: Path, slots: int, threads: int | None) -> str:
+    threads_line = f"threads = {threads}" if threads else ""
     return f"""
 [model]
 per_user_concurrency = 2
@@ -46,6 +47,7 @@ name = "gguf"
 path = "{PACKAGED_MODEL}"
 context_length = 2048
 parallel = {slots}
+{threads_line}
 
 [[models]]
 name = "hf"
@@ -53,6 +55,7 @@ engine = "transformers"
 path = "{folder}"
 context_length = 2048
 parallel = {slots}
+{threads_line}
 """
 
 
@@ -61,6 +64,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--tokens", type=int, default=32, help="tokens per answer")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--threads", type=int, help="CPU threads of each engine (default: all cores)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (the lab creates system accounts)")
@@ -75,7 +79,7 @@ def main() -> None:
     slots = max(args.users)
     people = {f"l{i}": ("학습자", "learner", "ai-basics") for i in range(slots)}
     rows: dict[tuple[str, int], dict] = {}
-    with running_lab(people, extra_settings=settings(folder, slots)) as lab:
+    with running_lab(people, extra_settings=settings(folder, slots, args.threads)) as lab:
         from donghaeng.hubconfig import internal_ports
 
         base = f"http://127.0.0.1:{internal_ports(lab.settings)['model']}/services/model/v1"
@@ -99,7 +103,7 @@ def main() -> None:
         rss = {name: bench.rss_of(pid) for name, pid in procs.items()}
 
     print(f"\nsummary (same machine, same run, same model; {args.tokens} tokens per answer, "
-          f"{slots} slots each; hf = {args.dtype})")
+          f"{slots} slots each; hf = {args.dtype}; threads = {args.threads or 'all cores'})")
     print(f"  RSS: llama-server {rss['gguf'] / 2**20:.0f} MiB, transformers {rss['hf'] / 2**20:.0f} MiB "
           f"-> transformers / llama-server = {rss['hf'] / rss['gguf']:.1f}x")
     print(f"  {'users':>5} {'gguf tok/s':>10} {'hf tok/s':>9} {'hf÷gguf':>8} {'TTFT p50 gguf/hf':>17} "

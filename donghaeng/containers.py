@@ -100,6 +100,15 @@ def _role_limits(spawner, settings: Settings) -> RoleLimits:
     return pick_limits([g.name for g in spawner.user.groups], settings.containers.limits)
 
 
+def _label(memory: str) -> str:
+    """'1073741824' -> '1G' for the learner's notice."""
+    value = int(memory) if memory.isdigit() else 0
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20)):
+        if value and value % size == 0:
+            return f"{value // size}{unit}"
+    return memory
+
+
 def _bytes(memory: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     return int(memory[:-1]) * units[memory[-1]] if memory[-1] in units else int(memory)
@@ -113,7 +122,7 @@ class ContainerFaults(HasTraits):
 
     async def start(self):
         try:
-            result = await super().start()
+            return await super().start()
         except docker.errors.ImageNotFound as e:
             self.log.error("Learner image %s missing for %s: run `donghaeng images build learner`",
                            self.image, self.user.name)
@@ -121,8 +130,6 @@ class ContainerFaults(HasTraits):
         except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
             self.log.error("Docker unreachable while starting %s's server: %s", self.user.name, e)
             raise ContainerSpawnError(DAEMON_DOWN) from e
-        self.oom_killed = False  # the notice was shown on this start's progress page
-        return result
 
     async def pull_image(self, image):
         try:
@@ -137,11 +144,12 @@ class ContainerFaults(HasTraits):
             if obj and obj.get("State", {}).get("OOMKilled"):
                 self.log.warning("%s's container was killed for memory (limit %s)", self.user.name, self.mem_limit)
                 self.oom_killed = True
-                self.memory_label = str(self.mem_limit or "")
+                self.memory_label = _label(str(self.mem_limit or ""))
         return status
 
     async def progress(self):
-        if self.oom_killed:
+        if self.oom_killed:  # shown once, first thing on the spawn page after the kill
+            self.oom_killed = False
             yield {"progress": 5, "message": OOM_NOTICE.format(memory=self.memory_label)}
         async for event in super().progress():
             yield event
@@ -164,11 +172,11 @@ class ContainerFaults(HasTraits):
         self.oom_killed, self.memory_label = oom, memory
 
 
-class LabDockerSpawner(SpawnQueue, ContainerFaults, LearnerConfigMixin, DockerSpawner):
+class LabDockerSpawner(ContainerFaults, SpawnQueue, LearnerConfigMixin, DockerSpawner):
     """One container per learner on this VM."""
 
 
-class LabSwarmSpawner(SpawnQueue, ContainerFaults, LearnerConfigMixin, SwarmSpawner):
+class LabSwarmSpawner(ContainerFaults, SpawnQueue, LearnerConfigMixin, SwarmSpawner):
     """One Swarm service per learner; its task may run on any node of the swarm."""
 
     @property
@@ -194,7 +202,7 @@ def _common(c, settings: Settings, spawner: str) -> None:
     }
     s.read_only_volumes = {str(p): str(p) for p in (paths.jupyter_config, paths.learner_config, paths.solutions)}
     s.learner_config_dir = str(paths.learner_config)
-    s.mem_limit = lambda spawner: _role_limits(spawner, settings).memory
+    s.mem_limit = lambda spawner: _bytes(_role_limits(spawner, settings).memory)  # bytes: Swarm wants a number
     s.cpu_limit = lambda spawner: _role_limits(spawner, settings).cpu
     s.remove = False
     s.pull_policy = "never"
@@ -236,9 +244,11 @@ def remove_learners(settings: Settings, logins: list[str]) -> None:
     """Remove these learners' containers and home volumes (their work!)."""
     client = docker_client()
     for login in logins:
-        for container in client.containers(all=True, filters={"name": f"^donghaeng-{login}$", "label": LABEL}):
-            client.remove_container(container["Id"], force=True)
         volume = settings.containers.volume_name.format(username=login)
+        users = [*client.containers(all=True, filters={"name": f"^donghaeng-{login}$", "label": LABEL}),
+                 *client.containers(all=True, filters={"volume": volume})]  # also a Swarm task's container
+        for container in users:
+            client.remove_container(container["Id"], force=True)
         if client.volumes(filters={"name": volume}).get("Volumes"):
             client.remove_volume(volume, force=True)
 

@@ -20,6 +20,7 @@ and the wheelhouses) to an air-gapped machine is enough to build there (see ``im
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import time
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Optional
@@ -150,12 +152,35 @@ def _digest(parts: Iterable[str | bytes]) -> str:
     return h.hexdigest()
 
 
+SHA_CACHE = BUILD_DIR / "sha256-cache.json"
+
+
 def _file_sha(path: Path) -> str:
+    """sha256 of *path*, remembered by size and mtime (hashing the wheelhouses again takes seconds)."""
+    st = path.stat()
+    key, stamp = str(path), [st.st_size, st.st_mtime_ns]
+    cache = _sha_cache()
+    if key in cache and cache[key][:2] == stamp:
+        return cache[key][2]
     h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
+    cache[key] = [*stamp, h.hexdigest()]
     return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _sha_cache() -> dict[str, list]:
+    try:
+        return json.loads(SHA_CACHE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_sha_cache() -> None:
+    if BUILD_DIR.is_dir():
+        SHA_CACHE.write_text(json.dumps(_sha_cache()))
 
 
 def _tree_digest(root: Path) -> Iterable[str | bytes]:
@@ -302,8 +327,7 @@ class Builder:
     def build(self, name: str, tag: str, ctx: Path, build_args: dict[str, str], extra_inputs: Iterable[str] = ()
               ) -> None:
         started = time.monotonic()
-        digest = _digest([*(f"{k}={v}" for k, v in sorted(build_args.items())), *extra_inputs,
-                          *_tree_digest(ctx)] if ctx.is_dir() else [])
+        digest = _digest([*(f"{k}={v}" for k, v in sorted(build_args.items())), *extra_inputs, *_tree_digest(ctx)])
         if image_label(tag) == digest:
             self._report(tag, False, started)
             return
@@ -355,8 +379,11 @@ def build_images(names: Iterable[str], *, console: Console, base_image: str | No
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         builder = Builder(progress, base_image=base_image, mirror=mirror)
-        for name in names:
-            builder.image(SPECS[name])
+        try:
+            for name in names:
+                builder.image(SPECS[name])
+        finally:
+            _save_sha_cache()
     # the base is checked once per image: report each tag once, with the time of its first check
     seen: dict[str, StepReport] = {}
     for report in builder.reports:

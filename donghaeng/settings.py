@@ -100,7 +100,7 @@ class ModelEntry(_Strict):
     completion_only: bool = Field(
         default=True, description="Base model without a chat template: /v1/chat/completions answers a Korean error.")
     parallel: int = Field(default=10, ge=1, le=64, description="Requests the engine runs at once (llama-server slots).")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for llama-server; default: all cores.")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for the engine; default: all cores.")
 
     @field_validator("name")
     @classmethod
@@ -183,7 +183,7 @@ class Certification(_Strict):
 class Dashboard(_Strict):
     """The trainer dashboard service (``[dashboard]``, docs/dashboard.md)."""
 
-    enabled: bool = False
+    enabled: bool = True
     inactive_days: int = Field(default=7, ge=1, description="Days without hub activity before a learner is at risk.")
     failing_below: float = Field(default=60, ge=0, le=100,
                                  description="Score (percent) under which a graded assignment puts a learner at risk.")

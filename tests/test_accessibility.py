@@ -190,7 +190,7 @@ def test_learner_notebook_view_and_widgets_are_accessible_and_korean(lab, logged
     r = learner.server("PUT", f"api/contents/{NOTEBOOK_NAME}", json={"type": "notebook", "content": WIDGETS_NOTEBOOK})
     assert r.status_code in (200, 201), r.text
     browser_login(lab, page, learner)
-    page.goto(f"{lab.url}/user/{learner.name}/lab/tree/{NOTEBOOK_NAME}")
+    page.goto(f"{lab.url}/user/{learner.name}/lab/tree/{NOTEBOOK_NAME}?reset")  # a fresh workspace
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=120_000)
 
     # the focused learner view: no status bar, no nbgrader menu or panels, no kernel chooser
@@ -222,14 +222,50 @@ def test_learner_notebook_view_and_widgets_are_accessible_and_korean(lab, logged
     radio.focus()
     page.keyboard.press("Space")
     expect(radio).to_be_checked()
-    page.keyboard.press("Tab")
-    focused = page.evaluate("document.activeElement.textContent.trim()")
-    assert "저장" in focused, f"Tab after the choices should reach the save button, got {focused!r}"
+    stops = []
+    for _ in range(5):  # the save button is a few Tab stops after the choices
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate("document.activeElement.outerHTML.slice(0, 80)"))
+        if page.evaluate("document.activeElement.textContent.trim()") == "저장하기":
+            break
+    else:
+        raise AssertionError(f"Tab never reached the save button: {stops}")
     page.keyboard.press("Enter")
     expect(page.locator(WIDGET_AREA, has_text="저장했어요").first).to_be_visible(timeout=30_000)
+
+    # the glossary is one click away from the notebook: the kernel's Help menu links to it
+    page.get_by_role("menuitem", name="도움말").click()
+    glossary_item = page.get_by_role("menuitem", name=re.compile("용어집"))
+    expect(glossary_item).to_be_visible()
+    page.keyboard.press("Escape")
 
     chrome = hangul_share(page, exclude=(".jp-Notebook",))
     share = hangul_share(page, exclude=(".jp-InputArea-editor",))
     print(f"learner notebook: Hangul share {share:.2f} (code cells not counted); chrome alone {chrome:.2f}")
     assert share >= 0.9
     page.screenshot(path=str(ARTIFACTS / "a11y-widgets-used.png"), full_page=True)
+
+
+def test_glossary_page_is_accessible_plain_korean(lab, logged_in, page):
+    from playwright.sync_api import expect
+
+    from donghaeng.glossary import load_terms
+
+    learner = logged_in("learner2")
+    learner.spawn()
+    browser_login(lab, page, learner)
+    page.goto(f"{lab.url}/user/{learner.name}/donghaeng/glossary#term-토큰")
+    expect(page.locator("h1")).to_contain_text("용어집")
+    terms = load_terms()
+    assert len(terms) >= 25
+    expect(page.locator("dt")).to_have_count(len(terms))
+    for word in ("커널", "셀", "토큰", "프롬프트", "모델", "학습", "온도"):
+        expect(page.locator("dt", has_text=word).first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "a11y-glossary.png"), full_page=True)
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
+    # every term's index link is reachable with the keyboard and lands on its explanation
+    page.get_by_role("link", name="온도").focus()
+    page.keyboard.press("Enter")
+    assert page.evaluate("decodeURIComponent(location.hash)") == "#term-온도"
+    print(f"glossary: Hangul share {hangul_share(page):.2f} (English terms shown beside the Korean)")

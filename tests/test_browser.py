@@ -167,7 +167,8 @@ def test_playground_and_next_token_viewer_in_a_learner_lab(lab, logged_in, page)
     assert r.status_code in (200, 201), r.text
     page.goto(f"{lab.url}/hub/login")
     keyboard_login(page, learner.name, lab.passwords[learner.name])
-    page.goto(f"{lab.url}/user/{learner.name}/lab/tree/widgets.ipynb")
+    # ?reset: a fresh workspace, so notebooks that earlier tests left open do not come back
+    page.goto(f"{lab.url}/user/{learner.name}/lab/tree/widgets.ipynb?reset")
     first_cell = page.locator(".jp-Notebook .jp-Cell").first
     first_cell.wait_for(state="visible", timeout=120_000)
     wait_for_idle_kernel(page)

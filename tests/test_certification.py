@@ -38,6 +38,7 @@ from donghaeng.certification.pdf import printable, render
 from donghaeng.certification.policy import AssignmentRule
 from donghaeng.cohort import Cohort
 from donghaeng.nbgrader_auth import CohortAuthPlugin
+from donghaeng.roster import Person
 from donghaeng.settings import Course, Lab, Settings
 from hubclient import HubUser
 from labharness import ARTIFACTS, running_lab
@@ -144,6 +145,21 @@ def test_calibration_attendance_and_points_are_explained(offline):
     found = check_level(strict, maxima, scores, issued={"ttt-candidate"}, attendance=4, kappa=None, policy=policy)
     assert found.missing == ["t4-teach-back 점수가 9.5점 미만이에요 (지금 9점)", "출석이 6회보다 적어요 (지금 4회)",
                              "채점 맞추기(루브릭 보정) 결과가 아직 없어요"]
+
+
+def test_a_granted_course_survives_a_roster_reimport(tmp_path):
+    cohort = Cohort(tmp_path / "cohort.sqlite")
+    kim = Person(login="kim", name="김하늘", role="learner", courses=("ai-basics",))
+    cohort.import_people([kim])
+    assert cohort.grant_course("kim", "ttt", "certification:ai-basics")
+    assert not cohort.grant_course("kim", "ttt", "certification:ai-basics")  # idempotent
+    report = cohort.import_people([kim])  # the trainer re-imports the same roster
+    assert report.unchanged == ["kim"] and cohort.get("kim").person.courses == ("ai-basics", "ttt")
+    assert cohort.withdraw_course("kim", "ttt") and not cohort.withdraw_course("kim", "ttt")
+    assert cohort.get("kim").person.courses == ("ai-basics",)
+    cohort.grant_course("kim", "ai-basics", "certification:x")
+    cohort.withdraw_course("kim", "ai-basics")
+    assert cohort.get("kim").person.courses == ("ai-basics",)  # a roster enrolment is never withdrawn
 
 
 def test_credential_verifies_independently_and_tampering_fails(offline):

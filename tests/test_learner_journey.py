@@ -150,11 +150,18 @@ def test_new_learner_from_login_to_feedback(released, tablet):
 
 def focus_by_tab(page, selector: str, limit: int = 100, key: str = "Tab") -> None:
     """Press Tab (or Shift+Tab) until the element matching *selector* has the keyboard focus."""
+    path = []
     for _ in range(limit):
         if page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)", selector):
             return
+        path.append(page.evaluate(DESCRIBE_FOCUS))
         page.keyboard.press(key)
-    raise AssertionError(f"Tab never reached {selector}")
+    raise AssertionError(f"{key} never reached {selector}; focus went: {' > '.join(path[:60])}")
+
+
+DESCRIBE_FOCUS = """() => { const e = document.activeElement; if (!e) return '-';
+    return e.tagName + (e.id ? '#' + e.id : '') + '.' + [...e.classList].slice(0, 2).join('.')
+        + '[' + (e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 12) + ']'; }"""
 
 
 def test_keyboard_only_login_home_start_submit(released, tablet):
@@ -169,7 +176,8 @@ def test_keyboard_only_login_home_start_submit(released, tablet):
     page.keyboard.press("Tab")
     page.keyboard.type(lab.passwords[login])
     page.keyboard.press("Enter")
-    if page.locator("h1#pw-title").is_visible(timeout=5_000):  # first login: choose a password, by keyboard
+    page.locator("h1#pw-title").or_(page.locator("article.card")).first.wait_for(timeout=60_000)
+    if page.locator("h1#pw-title").is_visible():  # first login: choose a password, by keyboard
         new = f"{login}-Pw-2026"
         page.wait_for_function("document.activeElement && document.activeElement.id === 'new_password'")
         page.keyboard.type(new)
@@ -185,9 +193,11 @@ def test_keyboard_only_login_home_start_submit(released, tablet):
     page.screenshot(path=str(ARTIFACTS / "keyboard-1-home.png"), full_page=True)
     page.keyboard.press("Enter")
     wait_for_notebook(page, login)
-    # the notebook has the focus, and Tab inside a code cell indents: go back to its toolbar instead
+    # the notebook has the focus, and Tab inside a code cell indents: go back to its toolbar instead,
+    # which is one tab stop whose buttons the arrow keys walk (the ARIA toolbar pattern)
     page.wait_for_function("document.activeElement && document.activeElement.closest('.jp-Notebook')")
-    focus_by_tab(page, "button.dh-submit", key="Shift+Tab")
+    focus_by_tab(page, ".jp-NotebookPanel-toolbar *", key="Shift+Tab")
+    focus_by_tab(page, "button.dh-submit", key="ArrowLeft", limit=30)
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="제출할까요?")
     expect(dialog).to_be_visible()

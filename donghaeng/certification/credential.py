@@ -15,7 +15,6 @@ import base64
 import gzip
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..settings import Settings
+from .store import write_atomic
 
 VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -78,10 +78,7 @@ def write_public(path: Path, data: dict) -> None:
     """Write a public JSON file atomically (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o755)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=2).encode(), mode=0o644)
 
 
 # -- keys and did:key -------------------------------------------------------------------------
@@ -116,11 +113,8 @@ def ensure_key(settings: Settings) -> Ed25519PrivateKey:
         assert isinstance(key, Ed25519PrivateKey)
     else:
         key = Ed25519PrivateKey.generate()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+        write_atomic(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
     did = did_for(key.public_key())
     record = {"id": did, "name": settings.certification.issuer_name,
               "publicKeyMultibase": multibase_key(key.public_key())}

@@ -9,7 +9,6 @@ the cohort change alone applies at their next login.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 from ..cohort import Cohort
 from ..courses import CourseRunner, NbgraderError
 from ..settings import Settings
-from .store import Store
+from .store import Store, write_atomic
 
 log = logging.getLogger(__name__)
 GATE_SERVICE = "certification-gate"
@@ -33,10 +32,7 @@ def ensure_token(settings: Settings) -> str:
     """The gate's hub API token (root-only file; registered with the hub as the gate service's token)."""
     path = token_path(settings)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
+        write_atomic(path, secrets.token_hex(32).encode())
     return path.read_text().strip()
 
 

@@ -7,7 +7,6 @@ cert`` command and in hub services that run as root, never in a learner's server
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from .eligibility import evaluate
 from .gate import close_gate, open_gate
 from .pdf import render
 from .policy import CertificationError, Level, load_policy
-from .store import Certificate, Store, now
+from .store import Certificate, Store, now, write_atomic
 
 SERIAL_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 STAFF_ROLES = ("trainer", "admin")
@@ -46,15 +45,6 @@ def _new_serial(store: Store) -> str:
         serial = f"DH-{datetime.now(UTC).year}-" + "".join(secrets.choice(SERIAL_ALPHABET) for _ in range(8))
         if store.certificate(serial) is None:
             return serial
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _open_gates(settings: Settings, cert: Certificate, level: Level, actor: str) -> None:
@@ -94,7 +84,7 @@ def issue(settings: Settings, login: str, level: str, issued_by: str) -> Certifi
             description=chosen.description, issued_at=issued_at, status_index=index,
             issuer=vc.did_for(key.public_key()))
         vc.write_public(vc.credential_file(settings, serial), vc.sign(document, key, issued_at))
-        _write_private(pdf_path(settings, serial), render(
+        write_atomic(pdf_path(settings, serial), render(
             name=status.name, level=chosen.name, description=chosen.description, issued_at=issued_at,
             issuer=settings.certification.issuer_name, serial=serial,
             verify_url=vc.verify_page_url(settings, serial)))

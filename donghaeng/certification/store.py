@@ -62,6 +62,17 @@ CREATE TABLE IF NOT EXISTS attendance (
 """
 
 
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Atomically write a file readers never see half-written: root-only by default (signing key, gate
+    token, certificate PDFs); public documents pass ``mode=0o644``."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -27,7 +27,11 @@ from urllib.parse import urlencode
 
 import httpx
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import (
+    HubOAuth,
+    HubOAuthCallbackHandler,
+    HubOAuthenticated,
+)
 from markupsafe import Markup
 from tornado import web
 from tornado.httpserver import HTTPServer
@@ -37,7 +41,7 @@ from ..certification import CertificationError, load_policy
 from ..settings import Course, Settings, load_settings
 from . import calibration, export, plots
 from .hub import STAFF_GROUPS, calibration_courses
-from .progress import CourseReport, State, build_report, course_learners
+from .progress import CourseReport, State, build_report, course_learners, local_time
 
 log = logging.getLogger("donghaeng.dashboard")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -66,6 +70,7 @@ class Dashboard:
         self.rubrics = calibration.load_sets()
         self.levels = load_policy(settings).levels
         self.templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
+        self.templates.filters["local_time"] = local_time
 
     async def hub_get(self, path: str, **params: Any) -> Any:
         async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
@@ -83,7 +88,7 @@ class Dashboard:
             page = await self.hub_get("/users", offset=offset, limit=200)
             for user in page["items"]:
                 stamp = user.get("last_activity")
-                activity[user["name"]] = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+                activity[user["name"]] = datetime.fromisoformat(stamp) if stamp else None
             following = (page.get("_pagination") or {}).get("next")
             if not following:
                 return activity
@@ -307,7 +312,8 @@ class NotFoundHandler(BaseHandler):
 
 
 def make_app(settings: Settings, hub_auth: HubOAuth | None = None) -> web.Application:
-    hub_auth = hub_auth or HubOAuth(cache_max_age=60)
+    # the one instance HubOAuthCallbackHandler also uses: it keeps the OAuth states (PKCE verifiers)
+    hub_auth = hub_auth or HubOAuth.instance(cache_max_age=60)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/dashboard/")
     dash = Dashboard(settings, hub_auth, prefix)
     course = r"courses/([a-z0-9-]+)"

@@ -51,7 +51,7 @@ class RubricSet(_Strict):
     samples: list[Sample] = Field(min_length=2)
 
     @model_validator(mode="after")
-    def _grades_are_levels(self) -> "RubricSet":
+    def _grades_are_levels(self) -> RubricSet:
         scores = {level.score for level in self.levels}
         if len(scores) != len(self.levels):
             raise ValueError("levels must have different scores")

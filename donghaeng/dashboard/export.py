@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from .progress import CourseReport
+from .progress import CourseReport, local_time
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 Value = str | float | int | None
@@ -32,15 +32,14 @@ def table(report: CourseReport) -> list[list[Value]]:
     header: list[Value] = ["아이디", "이름"]
     for name in report.assignments:
         header += [f"{name} 상태", f"{name} 점수(100점 기준)"]
-    header += ["마지막 접속", "살펴볼 점"]
+    header += ["마지막 접속(한국 시간)", "살펴볼 점"]
     rows = [header]
     for row in report.learners:
         line: list[Value] = [row.person.login, row.person.name]
         for name in report.assignments:
             cell = row.cells[name]
             line += [cell.text, cell.percent]
-        line += [f"{row.last_activity:%Y-%m-%d %H:%M}" if row.last_activity else "",
-                 " / ".join(row.risks)]
+        line += [local_time(row.last_activity), " / ".join(row.risks)]
         rows.append(line)
     return [[neutralise(v) for v in line] for line in rows]
 

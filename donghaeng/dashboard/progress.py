@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from nbgrader.api import Gradebook
 from nbgrader.utils import notebook_hash
@@ -19,6 +20,13 @@ from nbgrader.utils import notebook_hash
 from ..cohort import Cohort
 from ..roster import Person
 from ..settings import Course, Settings
+
+KST = ZoneInfo("Asia/Seoul")
+
+
+def local_time(moment: datetime | None) -> str:
+    """Korean time, as trainers read it; empty for never."""
+    return f"{moment.astimezone(KST):%Y-%m-%d %H:%M}" if moment else ""
 
 
 class State(str, Enum):
@@ -157,7 +165,7 @@ def _gradebook_cells(settings: Settings, course_id: str) -> tuple[list[str], dic
 def build_report(settings: Settings, course: Course, last_activity: Mapping[str, datetime | None], *,
                  inactive_days: int, failing_below: float, now: datetime | None = None) -> CourseReport:
     """The whole cohort view of *course*; *last_activity* maps login → the hub's last_activity."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     graded_names, graded = _gradebook_cells(settings, course.id)
     assignments = sorted(set(released_assignments(settings, course.id)) | set(graded_names))
     inbound = inbound_submissions(settings, course.id)
@@ -194,5 +202,5 @@ def risks(row: LearnerRow, now: datetime, inactive_days: int, failing_below: flo
         reasons.append("아직 한 번도 접속하지 않았어요")
     elif now - row.last_activity > timedelta(days=inactive_days):
         days = (now - row.last_activity).days
-        reasons.append(f"{days}일째 접속하지 않았어요 (마지막 접속 {row.last_activity:%Y-%m-%d})")
+        reasons.append(f"{days}일째 접속하지 않았어요 (마지막 접속 {local_time(row.last_activity)})")
     return reasons
