@@ -200,7 +200,10 @@ def _common(c, settings: Settings, spawner: str) -> None:
         # grader-owned outbound, unlistable inbound, random submission names) keep learners apart
         str(paths.exchange): str(paths.exchange),
     }
-    s.read_only_volumes = {str(p): str(p) for p in (paths.jupyter_config, paths.learner_config, paths.solutions)}
+    shared = (paths.jupyter_config, paths.learner_config, paths.solutions)
+    for folder in shared:  # Swarm, unlike `docker run`, refuses a bind mount whose source is missing
+        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    s.read_only_volumes = {str(p): str(p) for p in shared}
     s.learner_config_dir = str(paths.learner_config)
     s.mem_limit = lambda spawner: _bytes(_role_limits(spawner, settings).memory)  # bytes: Swarm wants a number
     s.cpu_limit = lambda spawner: _role_limits(spawner, settings).cpu
@@ -245,10 +248,10 @@ def remove_learners(settings: Settings, logins: list[str]) -> None:
     client = docker_client()
     for login in logins:
         volume = settings.containers.volume_name.format(username=login)
-        users = [*client.containers(all=True, filters={"name": f"^donghaeng-{login}$", "label": LABEL}),
-                 *client.containers(all=True, filters={"volume": volume})]  # also a Swarm task's container
-        for container in users:
-            client.remove_container(container["Id"], force=True)
+        named = client.containers(all=True, filters={"name": f"^donghaeng-{login}$", "label": LABEL})
+        mounting = client.containers(all=True, filters={"volume": volume})  # also a Swarm task's container
+        for container_id in {c["Id"] for c in [*named, *mounting]}:
+            client.remove_container(container_id, force=True)
         if client.volumes(filters={"name": volume}).get("Volumes"):
             client.remove_volume(volume, force=True)
 

@@ -31,19 +31,31 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .settings import REPO_ROOT
 
+
 # ----------------------------------------------------------------------------------- names (one place)
-TAG = version("donghaeng-lab")
+def _pyproject() -> dict:
+    """The project's metadata: versions and pins (also copied into the images, which have no dist-info)."""
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+TAG = _pyproject()["version"]
 DEBIAN_IMAGE = "donghaeng/debian:bookworm"
 BASE_IMAGE = f"donghaeng/base:{TAG}"
 LEARNER_IMAGE = f"donghaeng/learner:{TAG}"
@@ -70,15 +82,14 @@ class ImageSpec:
     name: str
     tag: str
     packages: tuple[str, ...]
-    sources: tuple[str, ...] = ("donghaeng",)
+    sources: tuple[str, ...] = ("donghaeng", "pyproject.toml")
     node_modules: bool = False
     uid: int | None = None  # the image's non-root user
 
 
 def _project_pins() -> dict[str, str]:
     """``pyproject.toml``'s dependencies by normalised name: the single list of versions."""
-    data = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return {_normalise(re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]): dep for dep in data["project"]["dependencies"]}
+    return {_normalise(re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]): dep for dep in _pyproject()["dependencies"]}
 
 
 def _normalise(name: str) -> str:
@@ -95,7 +106,7 @@ SPECS = {
                                                  "httpx"), uid=GRADER_UID),
     "hub": ImageSpec("hub", HUB_IMAGE, tuple(p for p in _PINS if p not in {_MODEL_PACKAGE, "torch", "transformers",
                                                                           "gguf"}),
-                     sources=("donghaeng", "hub", "graders", "assignments"), node_modules=True),
+                     sources=("donghaeng", "pyproject.toml", "hub", "graders", "assignments"), node_modules=True),
 }
 
 
@@ -315,8 +326,12 @@ class Builder:
         """The image's build context: its Dockerfile, the toolkit sources (and Node modules for the hub)."""
         ctx = _context_dir(spec.name, "image", spec.name)
         shutil.rmtree(ctx / "src", ignore_errors=True)
+        (ctx / "src").mkdir()
         for source in spec.sources:
-            shutil.copytree(REPO_ROOT / source, ctx / "src" / source, ignore=_ignored)
+            if (REPO_ROOT / source).is_file():
+                shutil.copyfile(REPO_ROOT / source, ctx / "src" / source)
+            else:
+                shutil.copytree(REPO_ROOT / source, ctx / "src" / source, ignore=_ignored)
         if spec.node_modules:
             if not (REPO_ROOT / "node_modules" / "configurable-http-proxy").is_dir():
                 raise ImageError("node_modules가 없어요: 먼저 `npm ci`를 실행해 주세요. / run `npm ci` first.")

@@ -10,10 +10,14 @@ import re
 import time
 
 import pytest
-
+import test_browser
 from a11y import axe_violations, describe, hangul_share
 from labharness import ARTIFACTS
-from test_browser import CHROMIUM, browser, keyboard_login, page  # noqa: F401 (fixtures)
+from test_browser import CHROMIUM, keyboard_login
+
+# the same Playwright fixtures as the other browser tests
+browser = test_browser.browser
+page = test_browser.page
 
 pytestmark = [
     pytest.mark.slow,

@@ -15,7 +15,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_sandbox import ASSIGNMENT, HOSTILE, NORMAL, autograded_text, sandbox_course, scores, submit
+from test_sandbox import (
+    ASSIGNMENT,
+    HOSTILE,
+    NORMAL,
+    autograded_text,
+    sandbox_course,
+    scores,
+    submit,
+)
 
 from donghaeng import sandbox_docker_helper
 from donghaeng.courses import CourseRunner

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from donghaeng.containers import DAEMON_DOWN, remove_learners
+from donghaeng.hubconfig import internal_ports
 from donghaeng.images import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import ARTIFACTS, Lab, running_lab, start_hub, stop_hub
@@ -214,6 +216,11 @@ def test_container_killed_for_memory_tells_the_learner_and_keeps_files(lab, user
 
 def _restart_with(lab: Lab, settings_text: str | None = None, env: dict[str, str] | None = None) -> None:
     stop_hub(lab)
+    # the old hub's services may still hold their ports for a moment
+    deadline = time.monotonic() + 60
+    while not all(is_free(port) for port in internal_ports(lab.settings).values()):
+        assert time.monotonic() < deadline, "ports of the stopped hub stayed busy"
+        time.sleep(1)
     if settings_text is not None:
         lab.settings_path.write_text(settings_text, encoding="utf-8")
     saved = {k: os.environ.get(k) for k in env or {}}
@@ -223,6 +230,11 @@ def _restart_with(lab: Lab, settings_text: str | None = None, env: dict[str, str
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def _failed_spawn_message(lab, key: str) -> str:

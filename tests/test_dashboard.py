@@ -329,6 +329,11 @@ def test_issue_and_revoke_in_the_browser(cohort, users):
             section = page.get_by_role("table", name="학습자별 수료·자격 단계")
             expect(section).to_contain_text(f"발급됨 · {issued[0].serial}")
             page.screenshot(path=str(ARTIFACTS / "dashboard-issued.png"), full_page=True)
+            # the TTT course's trainer may not revoke the basics certificate (the gate put the learner in TTT)
+            crafted = dashboard(users("ttt_trainer"),
+                                f"courses/ttt/certify?action=revoke&login={learner}&serial={issued[0].serial}")
+            assert crafted.status_code in (400, 403) and "네, 취소할게요" not in crafted.text
+            assert not Store.of(cohort.settings).certificate(issued[0].serial).revoked
 
             page.get_by_role("link", name=re.compile("AI 기초 수료 취소하기")).click()
             expect(page.get_by_role("heading", level=1)).to_have_text("수료증을 취소할까요?")

@@ -399,6 +399,15 @@ class ServiceLab:
         return httpx.post(f"{self.base}/{path}", content=content, headers=self.headers(key), timeout=timeout,
                           trust_env=False, **kw)
 
+    def stream(self, body: dict, key: str = "learner", timeout: float = 120) -> list[dict]:
+        """A streamed completion: checks the SSE framing, returns the JSON chunks (without [DONE])."""
+        with httpx.stream("POST", f"{self.base}/completions", json=body, headers=self.headers(key),
+                          timeout=timeout, trust_env=False) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            events = list(stream_lines(r))
+        assert events[-1] == "[DONE]"
+        return [json.loads(e) for e in events[:-1]]
+
     def health(self) -> dict:
         return httpx.get(f"{self.base[:-3]}/health", timeout=5, trust_env=False).json()
 
@@ -486,14 +495,8 @@ def test_another_services_token_is_denied(svc):
 
 @pytest.mark.slow
 def test_streaming_returns_several_chunks(svc):
-    body = {"model": MODEL, "prompt": "옛날 옛적에 작은 마을에", "max_tokens": 12, "temperature": 0.8,
-            "ignore_eos": True, "stream": True}
-    with httpx.stream("POST", f"{svc.base}/completions", json=body, headers=svc.headers("learner"),
-                      timeout=60, trust_env=False) as r:
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-        events = list(stream_lines(r))
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
+    chunks = svc.stream({"model": MODEL, "prompt": "옛날 옛적에 작은 마을에", "max_tokens": 12, "temperature": 0.8,
+                         "ignore_eos": True, "stream": True}, timeout=60)
     texts = [c["choices"][0]["text"] for c in chunks if c.get("choices")]
     assert sum(1 for t in texts if t) >= 5, texts
     assert all(c["model"] == MODEL for c in chunks)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import labharness
 import pytest
-from test_model_service import PEOPLE, ServiceLab, korean, stream_lines
+from test_model_service import PEOPLE, ServiceLab, korean
 
 from donghaeng.settings import PACKAGED_MODEL, SettingsError, load_settings
 
@@ -155,14 +155,8 @@ def test_real_model_completion_and_next_token_logprobs(svc):
 
 @pytest.mark.slow
 def test_streaming_with_logprobs_and_usage(svc):
-    body = {"model": TINY, "prompt": "옛날 옛적에 작은 마을에", "max_tokens": 8, "ignore_eos": True, "stream": True,
-            "logprobs": 2, "stream_options": {"include_usage": True}}
-    with httpx.stream("POST", f"{svc.base}/completions", json=body, headers=svc.headers("learner"),
-                      timeout=120, trust_env=False) as r:
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-        events = list(stream_lines(r))
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
+    chunks = svc.stream({"model": TINY, "prompt": "옛날 옛적에 작은 마을에", "max_tokens": 8, "ignore_eos": True,
+                         "stream": True, "logprobs": 2, "stream_options": {"include_usage": True}})
     choices = [c["choices"][0] for c in chunks if c.get("choices")]
     assert len(choices) >= 4 and all(c["model"] == TINY for c in chunks)
     tokens = [t for c in choices for t in (c["logprobs"] or {}).get("tokens", [])]

@@ -230,7 +230,9 @@ class CertifyHandler(BaseHandler):
                 raise web.HTTPError(400, "이 과정에 없는 단계예요.")
             return action, status, level
         serial = self.get_argument("serial")
-        cert = next((c for c in status.certificates if c.serial == serial and not c.revoked), None)
+        own_levels = {lv.id for lv in self.dash.levels if lv.course == course.id}
+        cert = next((c for c in status.certificates
+                     if c.serial == serial and not c.revoked and c.level in own_levels), None)
         if cert is None:
             raise web.HTTPError(400, "취소할 수 있는 수료증이 아니에요.")
         return action, status, cert
