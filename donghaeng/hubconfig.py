@@ -9,6 +9,7 @@ import shutil
 
 from . import classstart
 from .roles import hub_roles
+from .services import managed_service
 from .settings import REPO_ROOT, Settings
 
 # What a learner's server token may do: nbgrader's JupyterHubAuthPlugin reads the user's own groups
@@ -46,21 +47,17 @@ def grader_services(settings: Settings) -> list[dict]:
     ports = internal_ports(settings)
     services = []
     for course in settings.courses:
-        root = settings.paths.course_dir(course.id)
-        services.append({
-            "name": course.grader_user,
-            "url": f"http://127.0.0.1:{ports[course.id]}",
-            "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.grader_server"],
-            "user": course.grader_user,
-            "cwd": str(root),
-            "oauth_no_confirm": True,
-            "environment": {
+        services.append(managed_service(
+            settings, course.grader_user, ports[course.id], "donghaeng.grader_server",
+            user=course.grader_user, cwd=str(settings.paths.course_dir(course.id)),
+            oauth_no_confirm=True, display=True,
+            environment={
                 "JUPYTERHUB_USER": course.grader_user,  # nbgrader's exchange needs a user name
                 "JUPYTERHUB_DEFAULT_URL": "/formgrader",
                 "JUPYTER_CONFIG_PATH": str(settings.paths.jupyter_config),
                 "DONGHAENG_AUTOGRADE_TIMEOUT": str(settings.lab.autograde_timeout),
             },
-        })
+        ))
     return services
 
 

@@ -101,9 +101,11 @@ _PINS = _project_pins()
 SPECS = {
     "learner": ImageSpec("learner", LEARNER_IMAGE, tuple(
         p for p in _PINS if p not in {_MODEL_PACKAGE, "dockerspawner", "jupyterhub-idle-culler"}), uid=LEARNER_UID),
-    # What grading kernels import: the toolkit's runtime (widgets, answers, tiny trainer, plots).
+    # What grading kernels import: the toolkit's runtime (widgets, answers, tiny trainer, plots) and the
+    # custom graders with their rubrics (donghaeng.grading reads graders/rubrics, validated by pydantic).
     "grader": ImageSpec("grader", GRADER_IMAGE, ("ipykernel", "ipywidgets", "nbformat", "torch", "matplotlib",
-                                                 "httpx"), uid=GRADER_UID),
+                                                 "httpx", "pydantic"), uid=GRADER_UID,
+                        sources=("donghaeng", "pyproject.toml", "graders")),
     "hub": ImageSpec("hub", HUB_IMAGE, tuple(p for p in _PINS if p not in {_MODEL_PACKAGE, "torch", "transformers",
                                                                           "gguf"}),
                      sources=("donghaeng", "pyproject.toml", "hub", "graders", "assignments"), node_modules=True),

@@ -45,21 +45,24 @@ def write_shared_config(settings: Settings) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-# Instructor tools a learner never needs, nbgrader's English learner panels (the learner home and the
-# notebook's 제출하기 button replace them), and developer tools: not loaded in learners' JupyterLab.
+# Instructor tools and developer tools a learner never needs: not loaded in learners' JupyterLab.
 LEARNER_DISABLED_LAB_PLUGINS = [
     "@jupyter/nbgrader:create-assignment",
     "@jupyter/nbgrader:formgrader",
-    "@jupyter/nbgrader:course-list",
-    "@jupyter/nbgrader:assignment-list",
-    "@jupyter/nbgrader:validate-assignment",
-    "@jupyter/nbgrader:menu",
     "@jupyterlab/extensionmanager-extension",
     "@jupyterlab/debugger-extension",
     "@jupyter-notebook/lab-extension:interface-switcher",
 ]
-LEARNER_DISABLED_SERVER_EXTENSIONS = [
-    "nbgrader.server_extensions.formgrader",
+LEARNER_DISABLED_SERVER_EXTENSIONS = ["nbgrader.server_extensions.formgrader"]
+# nbgrader's English learner panels: the learner home and the notebook's 제출하기 button replace them
+# when [home] is on; with the home off they stay, so learners can still fetch and submit.
+NBGRADER_LEARNER_PLUGINS = [
+    "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:assignment-list",
+    "@jupyter/nbgrader:validate-assignment",
+    "@jupyter/nbgrader:menu",
+]
+NBGRADER_LEARNER_SERVER_EXTENSIONS = [
     "nbgrader.server_extensions.course_list",
     "nbgrader.server_extensions.assignment_list",
     "nbgrader.server_extensions.validate_assignment",
@@ -97,17 +100,21 @@ def learner_lab_overrides(settings: Settings) -> dict:
 def learner_disabled_plugins(settings: Settings) -> list[str]:
     """Lab plugins learners do not get; the file browser goes when [learner_ui] (or the home) says so."""
     ui = settings.learner_ui
-    file_browser = ui.file_browser if ui.file_browser is not None else not settings.home.enabled
-    return LEARNER_DISABLED_LAB_PLUGINS + ([] if file_browser else ["@jupyterlab/filebrowser-extension:widget"])
+    home = settings.home.enabled
+    file_browser = ui.file_browser if ui.file_browser is not None else not home
+    return (LEARNER_DISABLED_LAB_PLUGINS + (NBGRADER_LEARNER_PLUGINS if home else [])
+            + ([] if file_browser else ["@jupyterlab/filebrowser-extension:widget"]))
 
 
 def learner_server_config(settings: Settings) -> dict:
     """jupyter_server_config.json of learners: instructor extensions off, terminal as [learner_ui] says."""
     root = settings.paths.learner_config
+    disabled = LEARNER_DISABLED_SERVER_EXTENSIONS + (
+        NBGRADER_LEARNER_SERVER_EXTENSIONS if settings.home.enabled else [])
     return {
         "ServerApp": {
             "jpserver_extensions": {
-                **{name: False for name in LEARNER_DISABLED_SERVER_EXTENSIONS},
+                **{name: False for name in disabled},
                 "donghaeng.learner_ext": True,  # open/submit/restore/help (learner home, toolbar)
             },
             "terminals_enabled": settings.learner_ui.terminal,

@@ -190,9 +190,12 @@ class Dashboard(_Strict):
 
 
 class Home(_Strict):
-    """The learner home service (``[home]``): courses, modules, one-click start, help requests."""
+    """The learner home service (``[home]``): courses, modules, one-click start, help requests.
 
-    enabled: bool = False
+    Off, learners keep nbgrader's own (English) assignment panels instead.
+    """
+
+    enabled: bool = True
 
 
 class LearnerUI(_Strict):

@@ -22,11 +22,13 @@ PEOPLE = {
 def lab() -> Lab:
     if os.geteuid() != 0:
         pytest.skip("the lab creates system accounts: run the suite as root (as .ci/run does)")
-    with running_lab(PEOPLE) as lab:
+    # The classic set-up without the learner home: learners use nbgrader's own panels and endpoints
+    # (tests/test_course_flow.py). The default, with the home, is `home_lab` below.
+    with running_lab(PEOPLE, "[home]\nenabled = false\n") as lab:
         yield lab
 
 
-# the learner home's own lab (tests/test_learner_home.py, tests/test_learner_journey.py): home on, no model
+# the default set-up, learner home on (tests/test_learner_home.py, tests/test_learner_journey.py); no model
 HOME_PEOPLE = {
     "learner": ("한지수", "learner", "ai-basics"),
     "walker": ("오세영", "learner", "ai-basics"),
@@ -38,7 +40,7 @@ HOME_PEOPLE = {
 def home_lab() -> Lab:
     if os.geteuid() != 0:
         pytest.skip("the lab creates system accounts: run the suite as root (as .ci/run does)")
-    with running_lab(HOME_PEOPLE, "[home]\nenabled = true\n[model]\nenabled = false\n") as lab:
+    with running_lab(HOME_PEOPLE, "[model]\nenabled = false\n") as lab:
         yield lab
 
 

@@ -38,7 +38,8 @@ def test_defaults_give_learners_a_focused_korean_view_without_instructor_tools(t
     for plugin in ("@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:assignment-list",
                    "@jupyter/nbgrader:menu", "@jupyterlab/debugger-extension"):
         assert disabled[plugin] is True
-    assert "@jupyterlab/filebrowser-extension:widget" not in disabled  # no learner home: keep the files
+    # the learner home (on by default) replaces the file browser and nbgrader's English panels
+    assert disabled["@jupyterlab/filebrowser-extension:widget"] is True
     learner = out["learner"]
     assert learner["@jupyterlab/translation-extension:plugin"] == {"locale": "ko_KR"}
     assert learner["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
@@ -58,9 +59,15 @@ def test_admin_can_switch_terminal_and_news_back_on_and_hide_files(tmp_path):
     assert out["page"]["disabledExtensions"]["@jupyterlab/filebrowser-extension:widget"] is True
 
 
-def test_the_learner_home_replaces_the_file_browser_by_default(tmp_path):
-    out = written(tmp_path, home={"enabled": True})
-    assert out["page"]["disabledExtensions"]["@jupyterlab/filebrowser-extension:widget"] is True
+def test_without_the_learner_home_learners_keep_files_and_nbgrader_panels(tmp_path):
+    out = written(tmp_path, home={"enabled": False})
+    disabled = out["page"]["disabledExtensions"]
+    assert "@jupyterlab/filebrowser-extension:widget" not in disabled
+    assert "@jupyter/nbgrader:assignment-list" not in disabled
+    assert disabled["@jupyter/nbgrader:create-assignment"] is True  # instructor tools stay off
+    extensions = out["server"]["ServerApp"]["jpserver_extensions"]
+    assert "nbgrader.server_extensions.assignment_list" not in extensions
+    assert extensions["nbgrader.server_extensions.formgrader"] is False
 
 
 def test_a_typo_in_learner_ui_is_refused(tmp_path):

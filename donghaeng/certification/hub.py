@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..services import managed_service
 from ..settings import Settings
 
 SERVICE_NAME = "certificates"
@@ -35,16 +36,9 @@ def service_specs(settings: Settings, port: int) -> list[dict]:
     from .gate import GATE_SERVICE, ensure_token
 
     return [
-        {
-            "name": SERVICE_NAME,
-            "url": f"http://127.0.0.1:{port}",
-            "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.certification.service"],
-            "user": settings.certification.account,
-            "cwd": str(public_dir(settings)),
-            "display": False,
-            "environment": {"DONGHAENG_SETTINGS": str(settings.source or ""), "LANG": "C.UTF-8",
-                            "MPLCONFIGDIR": "/tmp"},
-        },
+        managed_service(settings, SERVICE_NAME, port, "donghaeng.certification.service",
+                        user=settings.certification.account, cwd=str(public_dir(settings)),
+                        environment={"MPLCONFIGDIR": "/tmp"}),
         {"name": GATE_SERVICE, "api_token": ensure_token(settings), "display": False},
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..certification.policy import load_policy
+from ..services import managed_service
 from ..settings import Settings
 
 SERVICE_NAME = "dashboard"
@@ -24,16 +25,8 @@ def calibration_courses(settings: Settings) -> list[str]:
 def service_spec(settings: Settings, port: int) -> dict:
     """A managed service run as the hub's own user: it reads every course's gradebook (folders of
     the course graders, mode 0700) and the root-only certification database."""
-    environment = {"LANG": "C.UTF-8"}
-    if settings.source:
-        environment["DONGHAENG_SETTINGS"] = str(settings.source)
-    return {
-        "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{port}",
-        "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.dashboard"],
-        "oauth_no_confirm": True,
-        "environment": environment,
-    }
+    return managed_service(settings, SERVICE_NAME, port, "donghaeng.dashboard",
+                           oauth_no_confirm=True, display=True)
 
 
 def roles(settings: Settings) -> list[dict]:

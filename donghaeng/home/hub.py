@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..roster import ROLES
+from ..services import managed_service
 from ..settings import Settings
 
 SERVICE_NAME = "home"
@@ -12,14 +13,7 @@ URL = f"/services/{SERVICE_NAME}/"
 
 def service_spec(settings: Settings, port: int) -> dict:
     """Runs as the hub's user (root): it reads learners' folders and the course gradebooks."""
-    return {
-        "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{port}",
-        "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.home"],
-        "oauth_no_confirm": True,
-        "display": False,
-        "environment": {"DONGHAENG_SETTINGS": str(settings.source), "LANG": "C.UTF-8"},
-    }
+    return managed_service(settings, SERVICE_NAME, port, "donghaeng.home", oauth_no_confirm=True)
 
 
 def learner_environment(port: int) -> dict[str, str]:

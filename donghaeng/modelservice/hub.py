@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..services import managed_service
 from ..settings import Settings
 from .config import ServiceConfig
 
@@ -41,18 +42,9 @@ def service_config(settings: Settings, port: int) -> ServiceConfig:
 
 def service_spec(settings: Settings, port: int) -> dict:
     """The managed JupyterHub service entry (runs as the unprivileged service account)."""
-    return {
-        "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{port}",
-        "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", "donghaeng.modelservice"],
-        "user": settings.model.account,
-        "cwd": str(state_dir(settings)),
-        "display": False,
-        "environment": {
-            "DONGHAENG_MODEL_SERVICE": service_config(settings, port).to_env(),
-            "LANG": "C.UTF-8",
-        },
-    }
+    return managed_service(settings, SERVICE_NAME, port, "donghaeng.modelservice",
+                           user=settings.model.account, cwd=str(state_dir(settings)),
+                           environment={"DONGHAENG_MODEL_SERVICE": service_config(settings, port).to_env()})
 
 
 def learner_environment(settings: Settings, port: int) -> dict[str, str]:
