@@ -207,7 +207,6 @@ def _common(c, settings: Settings, spawner: str) -> None:
     s.learner_config_dir = str(paths.learner_config)
     s.mem_limit = lambda spawner: _bytes(_role_limits(spawner, settings).memory)  # bytes: Swarm wants a number
     s.cpu_limit = lambda spawner: _role_limits(spawner, settings).cpu
-    s.remove = False
     s.pull_policy = "never"
     s.name_template = "donghaeng-{username}"
 
@@ -218,6 +217,7 @@ def configure(c, settings: Settings) -> None:
     if settings.lab.spawner == "docker":
         c.JupyterHub.spawner_class = LabDockerSpawner
         _common(c, settings, "LabDockerSpawner")
+        c.LabDockerSpawner.remove = False  # stopped containers (and running ones) outlive the hub
         c.LabDockerSpawner.network_name = conf.network
         c.LabDockerSpawner.use_internal_ip = True
         c.LabDockerSpawner.extra_host_config = {"pids_limit": conf.pids_limit}
@@ -237,10 +237,12 @@ def configure(c, settings: Settings) -> None:
         # single-node here; on many nodes tasks reach the manager over docker_gwbridge or the LAN
         c.LabSwarmSpawner.network_name = ""
         c.LabSwarmSpawner.use_internal_ip = False
-        c.LabSwarmSpawner.host_ip = "127.0.0.1"
+        # the routing mesh does not answer on 127.0.0.1: reach published ports (and the hub) on docker_gwbridge
+        gateway = swarm_gateway()
+        c.LabSwarmSpawner.host_ip = gateway
         c.LabSwarmSpawner.extra_container_spec = {"user": "jovyan", "labels": {LABEL: "learner"}}
         c.JupyterHub.hub_ip = "0.0.0.0"
-        c.JupyterHub.hub_connect_ip = swarm_gateway()
+        c.JupyterHub.hub_connect_ip = gateway
 
 
 def remove_learners(settings: Settings, logins: list[str]) -> None:

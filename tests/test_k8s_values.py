@@ -23,6 +23,10 @@ spawner = "docker"
 id = "ai-basics"
 title = "모두를 위한 AI 기초"
 
+[[courses]]
+id = "ttt"
+title = "TTT 강사 과정"
+
 [containers]
 idle_timeout = 1800
 allow_internet = false
