@@ -214,6 +214,9 @@ def _common(c, settings: Settings, spawner: str) -> None:
 def configure(c, settings: Settings) -> None:
     """Point JupyterHub at containers (``lab.spawner`` = docker or swarm)."""
     conf = settings.containers
+    # Always show the spawn page, even for a start that takes two seconds: it carries the notice about a
+    # container that was killed for memory (LabDockerSpawner.progress), which a quick start would skip.
+    c.JupyterHub.slow_spawn_timeout = 0
     if settings.lab.spawner == "docker":
         c.JupyterHub.spawner_class = LabDockerSpawner
         _common(c, settings, "LabDockerSpawner")
@@ -259,15 +262,18 @@ def remove_learners(settings: Settings, logins: list[str]) -> None:
 
 
 def _serve_on(c, ip: str) -> None:
-    """Move the model service from loopback to *ip*, where learners' containers can reach it."""
-    from .modelservice.hub import SERVICE_NAME
+    """Move the services learners' servers call (model, learner home) from loopback to *ip*, where
+    learners' containers can reach them."""
+    from .home.hub import SERVICE_NAME as HOME
+    from .modelservice.hub import SERVICE_NAME as MODEL
 
     for spec in c.JupyterHub.services:
-        if spec["name"] == SERVICE_NAME:
+        if spec["name"] in (MODEL, HOME):
             spec["url"] = spec["url"].replace("127.0.0.1", ip)
     env = c.Spawner.environment
-    if "DONGHAENG_MODEL_URL" in env:
-        env["DONGHAENG_MODEL_URL"] = env["DONGHAENG_MODEL_URL"].replace("127.0.0.1", ip)
+    for name in ("DONGHAENG_MODEL_URL", "DONGHAENG_HOME_URL"):
+        if name in env:
+            env[name] = env[name].replace("127.0.0.1", ip)
 
 
 def swarm_gateway() -> str:

@@ -197,11 +197,9 @@ def test_learner_notebook_view_and_widgets_are_accessible_and_korean(lab, logged
     page.goto(f"{lab.url}/user/{learner.name}/lab/tree/{NOTEBOOK_NAME}?reset")  # a fresh workspace
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=120_000)
 
-    # the focused learner view: no status bar, no nbgrader menu or panels, no kernel chooser
-    body = page.locator("body")
+    # the focused learner view: no status bar, no kernel chooser (this lab runs without the learner home,
+    # so nbgrader's own learner panels stay; with the home they go: tests/test_learner_journey.py)
     expect(page.locator("#jp-main-statusbar")).to_be_hidden()
-    expect(page.locator(".lm-MenuBar")).not_to_contain_text("Nbgrader")
-    expect(body).not_to_contain_text("Validate")
     expect(page.locator(".jp-KernelName")).to_have_count(0)
 
     run_all_cells(page, learner, NOTEBOOK_NAME)
@@ -272,4 +270,6 @@ def test_glossary_page_is_accessible_plain_korean(lab, logged_in, page):
     page.get_by_role("link", name="온도").focus()
     page.keyboard.press("Enter")
     assert page.evaluate("decodeURIComponent(location.hash)") == "#term-온도"
-    print(f"glossary: Hangul share {hangul_share(page):.2f} (English terms shown beside the Korean)")
+    # each term shows its English original on purpose (marked lang="en"); everything else is Korean
+    assert hangul_share(page, ('[lang="en"]',)) >= 0.9
+    print(f"glossary: Hangul share {hangul_share(page):.2f} with the English originals beside the Korean")

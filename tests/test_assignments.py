@@ -482,6 +482,9 @@ def nbgrader(root: Path, *args: str) -> str:
     # A notebook that touched the model during plain execution would fail instead of loading it.
     env["DONGHAENG_MODEL_PATH"] = "/nonexistent/donghaeng-model.gguf"
     env.pop("DONGHAENG_MODEL_URL", None)
+    # These tests grade the curriculum, not the sandbox, and run nbgrader as root in a throw-away course:
+    # the container sandbox runs kernels as the grader's uid (tests/test_container_sandbox.py covers it).
+    env["DONGHAENG_AUTOGRADE_SANDBOX_KIND"] = "process"
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=root,

@@ -87,8 +87,9 @@ def test_submit_autograde_feedback(lab, learners):
     assert learner.name in collected.stdout and learner2.name in collected.stdout
 
     graded = lab.cli("course", "autograde", COURSE, ASSIGNMENT, check=False)
-    assert graded.returncode == 1  # one submission could not be graded…
-    assert f"{learner2.name}: 채점하지 못했어요" in graded.stderr  # …and the trainer is told whose
+    # the broken notebook is refused before grading: zero with a reason, not a failed run
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    assert learner2.name in graded.stdout and "채점 전에 0점 1명" in " ".join(graded.stdout.split())
     course_dir = lab.settings.paths.course_dir(COURSE)
     broken = course_dir / "submitted" / learner2.name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert broken.read_text() == '{"cells": [ this is not json'  # nothing lost
@@ -98,6 +99,7 @@ def test_submit_autograde_feedback(lab, learners):
         assert submission.max_code_score == 6
         assert submission.code_score == 6
         assert submission.needs_manual_grade  # the reflection waits for the trainer
+        assert gb.find_submission(ASSIGNMENT, learner2.name).score == 0
 
     lab.cli("course", "feedback", COURSE, ASSIGNMENT)
     after = assignment_action(learner, "fetch_feedback")

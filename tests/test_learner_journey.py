@@ -22,6 +22,7 @@ COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"
 NOTEBOOK = f"{COURSE}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
 ANSWER = "앞에 나온 말을 보고, 다음에 올 말을 예측해서 이어 써요"
 CODE = (".jp-InputArea-editor", ".cm-editor")  # the notebook's Python is content, not UI text
+FEEDBACK_CODE = ("div.input_area", ".highlight")  # the same code cells on nbgrader's feedback page
 
 pytestmark = [
     pytest.mark.slow,
@@ -71,6 +72,11 @@ def wait_for_notebook(page, login: str) -> None:
     page.wait_for_url(re.compile(rf"/user/{re.escape(login)}/(lab|doc)/tree/{re.escape(NOTEBOOK)}"), timeout=180_000)
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=120_000)
     page.locator("button.dh-submit").wait_for(state="visible", timeout=60_000)
+    # the learner home replaces nbgrader's English panels: no nbgrader menu, no Validate button
+    from playwright.sync_api import expect
+
+    expect(page.locator(".lm-MenuBar")).not_to_contain_text("Nbgrader")
+    expect(page.locator(".jp-Notebook-toolbar, .jp-NotebookPanel-toolbar").first).not_to_contain_text("Validate")
 
 
 def test_new_learner_from_login_to_feedback(released, tablet):
@@ -141,7 +147,7 @@ def test_new_learner_from_login_to_feedback(released, tablet):
     assert_accessible(page)
     j.click(card.get_by_role("link", name="AI 첫걸음 피드백 보기"))
     expect(page.locator("body")).to_contain_text("점수")
-    j.step("feedback")
+    j.step("feedback", FEEDBACK_CODE)  # nbgrader's tracebacks for unanswered cells are English (issue 8's note)
 
     elapsed = time.monotonic() - started
     print(f"\nlearner journey: {j.clicks} clicks, {elapsed:.0f} s (spawn and grading included)")
