@@ -665,6 +665,8 @@ def test_feedback_is_korean_and_shows_the_score(graded: Graded):
     empty = graded.feedback("empty")
     assert f"(점수: 0.0 / {float(max_score)})" in empty
     assert "다시" in empty or "아직" in empty, "Korean hints from the assertion messages reach the learner"
+    # no bare Python traceback: each error is said in Korean, the traceback folded away for the trainer
+    assert 'output_error">' not in empty
 
 
 @pytest.mark.slow

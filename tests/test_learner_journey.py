@@ -147,7 +147,7 @@ def test_new_learner_from_login_to_feedback(released, tablet):
     assert_accessible(page)
     j.click(card.get_by_role("link", name="AI 첫걸음 피드백 보기"))
     expect(page.locator("body")).to_contain_text("점수")
-    j.step("feedback", FEEDBACK_CODE)  # nbgrader's tracebacks for unanswered cells are English (issue 8's note)
+    assert j.step("feedback", FEEDBACK_CODE) >= 0.9  # errors are said in Korean, tracebacks folded away
 
     elapsed = time.monotonic() - started
     print(f"\nlearner journey: {j.clicks} clicks, {elapsed:.0f} s (spawn and grading included)")
