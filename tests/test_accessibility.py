@@ -7,7 +7,6 @@ Screenshots go to ARTIFACTS (a11y-*.png); the measured Hangul shares are printed
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import test_browser
@@ -166,25 +165,6 @@ WIDGET_AREA = ".jp-OutputArea-output"
 NOTEBOOK_NAME = "위젯-실습.ipynb"
 
 
-def run_all_cells(page, user, path: str, timeout: float = 180) -> None:
-    """Run every cell once the notebook's kernel is up (cells run before that are silently dropped)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sessions = user.server("GET", "api/sessions").json()
-        if any(s["path"] == path and s["kernel"]["execution_state"] == "idle" for s in sessions):
-            break
-        time.sleep(1)
-    first_prompt = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").first
-    while time.monotonic() < deadline:
-        page.locator(".jp-Notebook .jp-Cell").first.click()
-        for _cell in range(page.locator(".jp-Notebook .jp-Cell").count()):
-            page.keyboard.press("Shift+Enter")
-        time.sleep(3)
-        if first_prompt.inner_text().strip() != "[ ]:":
-            return
-    raise TimeoutError("the notebook's kernel never ran the cells")
-
-
 def test_learner_notebook_view_and_widgets_are_accessible_and_korean(lab, logged_in, page):
     """A learner's focused notebook: axe on the widgets, names for every control, keyboard use, Korean."""
     from playwright.sync_api import expect
@@ -202,7 +182,7 @@ def test_learner_notebook_view_and_widgets_are_accessible_and_korean(lab, logged
     expect(page.locator("#jp-main-statusbar")).to_be_hidden()
     expect(page.locator(".jp-KernelName")).to_have_count(0)
 
-    run_all_cells(page, learner, NOTEBOOK_NAME)
+    test_browser.run_all_cells(page, learner, NOTEBOOK_NAME)
     page.locator(".widget-textarea textarea").first.wait_for(state="visible", timeout=120_000)
     page.locator(".widget-radio-box").first.wait_for(state="visible", timeout=120_000)
     page.get_by_role("button", name="다음 토큰 보기").first.wait_for(state="visible", timeout=120_000)

@@ -8,6 +8,7 @@ ARTIFACTS (login.png, login-error.png, change-password.png, lab.png, learner-lab
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -66,12 +67,23 @@ def keyboard_login(page, login: str, password: str) -> None:
         page.keyboard.press("Enter")
 
 
-def wait_for_idle_kernel(page) -> None:
-    """Run cells only once the kernel is connected and idle, or the key presses are lost.
-
-    The notebook toolbar's execution indicator says so (learners have no status bar)."""
-    page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for(
-        state="attached", timeout=120_000)
+def run_all_cells(page, user, path: str, timeout: float = 180) -> None:
+    """Run every cell once the notebook's kernel is up (cells run before that are silently dropped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sessions = user.server("GET", "api/sessions").json()
+        if any(s["path"] == path and s["kernel"]["execution_state"] == "idle" for s in sessions):
+            break
+        time.sleep(1)
+    first_prompt = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").first
+    while time.monotonic() < deadline:
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        for _cell in range(page.locator(".jp-Notebook .jp-Cell").count()):
+            page.keyboard.press("Shift+Enter")
+        time.sleep(3)
+        if first_prompt.inner_text().strip() != "[ ]:":
+            return
+    raise TimeoutError("the notebook's kernel never ran the cells")
 
 
 def test_login_page_is_korean(lab, page):
@@ -171,10 +183,7 @@ def test_playground_and_next_token_viewer_in_a_learner_lab(lab, logged_in, page)
     page.goto(f"{lab.url}/user/{learner.name}/lab/tree/widgets.ipynb?reset")
     first_cell = page.locator(".jp-Notebook .jp-Cell").first
     first_cell.wait_for(state="visible", timeout=120_000)
-    wait_for_idle_kernel(page)
-    first_cell.click()
-    page.keyboard.press("Shift+Enter")
-    page.keyboard.press("Shift+Enter")
+    run_all_cells(page, learner, "widgets.ipynb")
 
     task = page.locator(".widget-textarea", has=page.locator("label", has_text="작업")).locator("textarea").first
     task.wait_for(state="visible", timeout=120_000)
