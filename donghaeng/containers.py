@@ -18,7 +18,7 @@ import docker
 import requests
 from dockerspawner import DockerSpawner, SwarmSpawner
 from docker.types import Mount
-from traitlets import Bool, HasTraits, Unicode
+from traitlets import Bool, HasTraits, Unicode, default
 
 from .classstart import SpawnQueue
 from .images import IMAGE_PREFIX
@@ -177,7 +177,28 @@ class LabDockerSpawner(ContainerFaults, SpawnQueue, LearnerConfigMixin, DockerSp
 
 
 class LabSwarmSpawner(ContainerFaults, SpawnQueue, LearnerConfigMixin, SwarmSpawner):
-    """One Swarm service per learner; its task may run on any node of the swarm."""
+    """One Swarm service per learner; its task may run on any node of the swarm.
+
+    The server's port is published in host mode: on the node the task runs on, at a port that node
+    picks, and the hub connects to ``<that node's address>:<that port>``.  Not through the routing
+    mesh (ingress), which needs IPVS in every node's kernel and answers for every service on every
+    node; host mode needs only the node's own port forwarding, on one node as on many.
+    """
+
+    @default("extra_endpoint_spec")
+    def _publish_on_the_task_node(self) -> dict[str, Any]:
+        return {"ports": [{"Protocol": "tcp", "TargetPort": self.port, "PublishMode": "host"}]}
+
+    async def get_ip_and_port(self) -> tuple[str, int]:
+        """The task's node address and the port published there (the service's Endpoint has no
+        port in host mode: each task gets its own)."""
+        task = await self.get_task()
+        ports = task["Status"].get("PortStatus", {}).get("Ports", [])
+        published = [p["PublishedPort"] for p in ports if p.get("TargetPort") == self.port]
+        if not published:
+            raise RuntimeError(f"Service {self.service_name} publishes no port for {self.port}: {ports}")
+        node = await self.docker("inspect_node", task["NodeID"])
+        return node_address(node), published[0]
 
     @property
     def mounts(self) -> list[Mount]:
@@ -237,15 +258,17 @@ def configure(c, settings: Settings) -> None:
     else:
         c.JupyterHub.spawner_class = LabSwarmSpawner
         _common(c, settings, "LabSwarmSpawner")
-        # single-node here; on many nodes tasks reach the manager over docker_gwbridge or the LAN
-        c.LabSwarmSpawner.network_name = ""
-        c.LabSwarmSpawner.use_internal_ip = False
-        # the routing mesh does not answer on 127.0.0.1: reach published ports (and the hub) on docker_gwbridge
-        gateway = swarm_gateway()
-        c.LabSwarmSpawner.host_ip = gateway
+        c.LabSwarmSpawner.network_name = ""  # tasks sit on their node's default bridge
+        c.LabSwarmSpawner.use_internal_ip = False  # the hub reaches them on their node (host-mode port)
         c.LabSwarmSpawner.extra_container_spec = {"user": "jovyan", "labels": {LABEL: "learner"}}
-        c.JupyterHub.hub_ip = "0.0.0.0"
-        c.JupyterHub.hub_connect_ip = gateway
+        try:
+            address = swarm_hub_address()
+        except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
+            print(f"donghaeng: Docker unreachable, cannot find this node's swarm address: {e}")
+            return
+        if is_local_address(address):
+            c.JupyterHub.hub_ip = address
+            _serve_on(c, address)
 
 
 def remove_learners(settings: Settings, logins: list[str]) -> None:
@@ -276,7 +299,20 @@ def _serve_on(c, ip: str) -> None:
             env[name] = env[name].replace("127.0.0.1", ip)
 
 
-def swarm_gateway() -> str:
-    """The host's address on docker_gwbridge, which swarm tasks use to leave their node."""
-    net = docker_client().inspect_network("docker_gwbridge")
-    return net["IPAM"]["Config"][0]["Gateway"]
+def node_address(node: dict[str, Any]) -> str:
+    """A swarm node's address as the other nodes reach it (``docker node inspect``)."""
+    address = node["Status"].get("Addr", "")
+    if address in ("", "0.0.0.0") and node.get("ManagerStatus"):  # a manager listening on every address
+        address = node["ManagerStatus"]["Addr"].rsplit(":", 1)[0]
+    return address
+
+
+def swarm_hub_address() -> str:
+    """Where learners' servers on any node reach the hub (and the model service, the learner home):
+    this manager's swarm address; on a single-node swarm advertised on loopback, the host's address
+    on the default bridge, where this node's tasks sit."""
+    client = docker_client()
+    address = client.info()["Swarm"]["NodeAddr"]
+    if ipaddress.ip_address(address).is_loopback:
+        address = client.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
+    return address

@@ -37,9 +37,6 @@ def swarm():
         subprocess.run(["docker", "swarm", "leave", "--force"], check=True, capture_output=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known broken (docs/scale-out.md): the service starts and reaches the hub, but the hub cannot reach "
-    "the server's port published through the swarm routing mesh on this single-node swarm"))
 def test_learner_server_runs_as_a_swarm_service(swarm):
     tag = secrets.token_hex(3)
     os.environ["DONGHAENG_SPAWNER"] = "swarm"
@@ -54,6 +51,8 @@ def test_learner_server_runs_as_a_swarm_service(swarm):
                 spec = service.attrs["Spec"]["TaskTemplate"]
                 assert spec["ContainerSpec"]["Image"].startswith(LEARNER_IMAGE)
                 assert spec["Resources"]["Limits"]["MemoryBytes"] == 1 << 30
+                # published on the task's node, not through the routing mesh
+                assert [p["PublishMode"] for p in service.attrs["Spec"]["EndpointSpec"]["Ports"]] == ["host"]
                 r = learner.server("PUT", "api/contents/memo.txt",
                                    json={"type": "file", "format": "text", "content": "스웜 위의 메모"})
                 assert r.status_code in (200, 201), r.text
