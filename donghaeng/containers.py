@@ -18,9 +18,10 @@ import docker
 import requests
 from dockerspawner import DockerSpawner, SwarmSpawner
 from docker.types import Mount
-from traitlets import Bool, HasTraits, Unicode, default
+from traitlets import Bool, Dict, HasTraits, default
 
 from .classstart import SpawnQueue
+from .home.notices import MEMORY_KILL
 from .images import IMAGE_PREFIX
 from .settings import RoleLimits, Settings
 from .spawner import LearnerConfigMixin
@@ -115,10 +116,14 @@ def _bytes(memory: str) -> int:
 
 
 class ContainerFaults(HasTraits):
-    """Mixin for Docker spawners: Docker faults and memory kills explained to the learner in Korean."""
+    """Mixin for Docker spawners: Docker faults and memory kills explained to the learner in Korean.
 
-    oom_killed = Bool(False, help="The last container was killed for memory (kept in the spawner state).")
-    memory_label = Unicode("", help="The memory limit the learner's last container had, for the OOM notice.")
+    A memory kill is told twice: once on the next spawn page (``oom_killed``) and on the learner home
+    until the learner has read it (``memory_kill``, kept in the state until the next kill replaces it).
+    """
+
+    oom_killed = Bool(False, help="The next spawn page still has to tell about the last memory kill.")
+    memory_kill = Dict(help="The last memory kill: {'at': Docker's FinishedAt, 'memory': the limit, '1G'}.")
 
     async def start(self):
         try:
@@ -141,35 +146,36 @@ class ContainerFaults(HasTraits):
         status = await super().poll()
         if status is not None:
             obj = await self.get_object()
-            if obj and obj.get("State", {}).get("OOMKilled"):
+            state = (obj or {}).get("State", {})
+            if state.get("OOMKilled") and state.get("FinishedAt") != self.memory_kill.get("at"):
                 self.log.warning("%s's container was killed for memory (limit %s)", self.user.name, self.mem_limit)
                 self.oom_killed = True
-                self.memory_label = _label(str(self.mem_limit or ""))
+                self.memory_kill = {"at": state.get("FinishedAt", ""), "memory": _label(str(self.mem_limit or ""))}
         return status
 
     async def progress(self):
-        if self.oom_killed:  # shown once, first thing on the spawn page after the kill
+        if self.oom_killed:  # first thing on the spawn page after the kill
             self.oom_killed = False
-            yield {"progress": 5, "message": OOM_NOTICE.format(memory=self.memory_label)}
+            yield {"progress": 5, "message": OOM_NOTICE.format(memory=self.memory_kill.get("memory", ""))}
         async for event in super().progress():
             yield event
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        if self.oom_killed:
-            state.update(oom_killed=True, memory_label=self.memory_label)
+        if self.memory_kill:
+            state.update({MEMORY_KILL: self.memory_kill, "oom_killed": self.oom_killed})
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.oom_killed = state.get("oom_killed", False)
-        self.memory_label = state.get("memory_label", "")
+        self.memory_kill = state.get(MEMORY_KILL, {})
 
     def clear_state(self) -> None:
-        # stop() clears the state; the memory notice survives until the next start has shown it
-        oom, memory = self.oom_killed, self.memory_label
+        # stop() clears the state; the memory kill outlives the container it killed
+        oom, kill = self.oom_killed, self.memory_kill
         super().clear_state()
-        self.oom_killed, self.memory_label = oom, memory
+        self.oom_killed, self.memory_kill = oom, kill
 
 
 class LabDockerSpawner(ContainerFaults, SpawnQueue, LearnerConfigMixin, DockerSpawner):

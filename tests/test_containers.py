@@ -212,13 +212,24 @@ def test_container_killed_for_memory_tells_the_learner_and_keeps_files(lab, user
 
     r = learner.api("POST", f"/hub/api/users/{learner.name}/server")  # the hub notices it is gone
     assert r.status_code in (201, 202), r.text
-    # The Korean notice (ContainerFaults.progress) reaches the spawn page only when the page is already
-    # listening as the restart begins; a quick restart can beat it (known gap, issue 7's note), so this
-    # test checks what always holds: the admin's log line, the restart and the learner's files.
     log = (ARTIFACTS / "hub.log").read_text(encoding="utf-8", errors="replace")
     assert f"{learner.name}'s container was killed for memory" in log
     learner.spawn(timeout=180)
     assert learner.server("GET", "api/contents/memo.txt").json()["content"] == "컨테이너 안의 메모"
+
+    # The spawn page may have gone by too fast; the learner home, where people land, keeps telling
+    # them until they press 알겠어요 — with the limit and that their files are safe.
+    page = learner.http.get("/services/home/")
+    assert page.status_code == 200, page.text
+    notice = page.text[page.text.index('class="notice memory-kill"'):]
+    notice = notice[:notice.index("</section>")]
+    assert "메모리(1G)를 다 써서 멈췄어요" in notice and "저장한 파일은 그대로 있어요" in notice, notice
+    again = learner.http.get("/services/home/")  # not gone by merely loading the page
+    assert "memory-kill" in again.text
+    read = learner.http.post("/services/home/notices/memory/read", data={"_xsrf": learner._xsrf(again.text)})
+    assert read.status_code == 200 and "memory-kill" not in read.text, read.text
+    assert "memory-kill" not in learner.http.get("/services/home/").text
+    assert "memory-kill" not in user(lab, users, "learner2").http.get("/services/home/").text  # theirs only
 
 
 def _restart_with(lab: Lab, settings_text: str | None = None, env: dict[str, str] | None = None) -> None:

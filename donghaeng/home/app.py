@@ -4,6 +4,7 @@ Routes (under ``$JUPYTERHUB_SERVICE_PREFIX``):
 
 * ``/``: my courses and modules with their state, deadline, estimated time and one start button;
 * ``feedback/<course>/<assignment>/<notebook>``: the released feedback of my latest submission;
+* ``notices/memory/read``: the learner has read the notice about their server killed for memory;
 * ``help``: open help requests of the courses I teach (trainers and admins); ``help/<id>/done`` closes one;
 * ``api/module/<course>/<assignment>`` and ``api/help``: called by learners' servers with their token.
 
@@ -29,6 +30,7 @@ from tornado.ioloop import IOLoop
 from ..cohort import Cohort
 from ..help import HelpDesk
 from ..settings import Settings, load_settings
+from .notices import READ_DB, ReadNotices, memory_kill
 from .progress import course_progress, deadline, feedback_file
 from .schedule import korean_time
 
@@ -49,9 +51,10 @@ class HomeHandler(HubOAuthenticated, web.RequestHandler):
         return self.settings["lab_settings"]
 
     async def hub_model(self) -> dict:
-        """This person's hub model (groups, servers), read with the service's own token."""
+        """This person's hub model (groups, servers with their state, stopped ones too), read with the
+        service's own token."""
         name = self.current_user["name"]
-        request = HTTPRequest(url_path_join(self.hub_auth.api_url, "users", quote(name)),
+        request = HTTPRequest(url_path_join(self.hub_auth.api_url, "users", quote(name)) + "?include_stopped_servers=1",
                               headers={"Authorization": f"token {self.hub_auth.api_token}"}, request_timeout=10)
         response = await AsyncHTTPClient().fetch(request)
         return json.loads(response.body)
@@ -92,8 +95,13 @@ class MainHandler(HomeHandler):
             courses.append((course, modules))
         desk: HelpDesk = self.settings["help_desk"]
         started = any(m.state != "not_started" for _, modules in courses for m in modules)
+        kill = memory_kill(server)
+        notices: ReadNotices = self.settings["read_notices"]
+        if kill and await asyncio.to_thread(notices.is_read, name, kill.notice):
+            kill = None
         self.page("home.html", person=account.person.name if account else name, courses=courses,
                   running=running, resting=started and not running, teaching=teaching, korean_time=korean_time,
+                  memory_kill=kill,
                   my_help=await asyncio.to_thread(desk.open_for_learner, name),
                   open_help=len(await asyncio.to_thread(desk.open_requests, teaching)))
 
@@ -110,6 +118,16 @@ class FeedbackHandler(HomeHandler):
             raise web.HTTPError(404)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(path.read_bytes())
+
+
+class MemoryNoticeReadHandler(HomeHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        kill = memory_kill((await self.hub_model()).get("servers", {}).get(""))
+        if kill:
+            notices: ReadNotices = self.settings["read_notices"]
+            await asyncio.to_thread(notices.mark_read, self.current_user["name"], kill.notice)
+        self.redirect(self.settings["service_prefix"])
 
 
 class HelpListHandler(HomeHandler):
@@ -178,12 +196,14 @@ def make_app(settings: Settings) -> web.Application:
         (prefix, MainHandler),
         (route("oauth_callback"), HubOAuthCallbackHandler),
         (route(r"feedback/([^/]+)/([^/]+)/([^/]+)"), FeedbackHandler),
+        (route("notices/memory/read"), MemoryNoticeReadHandler),
         (route("help"), HelpListHandler),
         (route(r"help/(\d+)/done"), HelpDoneHandler),
         (route(r"api/module/([^/]+)/([^/]+)"), ModuleApiHandler),
         (route("api/help"), HelpApiHandler),
     ], lab_settings=settings, jinja=env, service_prefix=prefix, base_url=base_url,
         hub_prefix=url_path_join(base_url, "hub") + "/", help_desk=HelpDesk(settings.paths.state / HELP_DB),
+        read_notices=ReadNotices(settings.paths.state / READ_DB),
         # HubOAuth checks the xsrf token of cookie-authenticated POSTs itself (and skips token-authenticated ones)
         cookie_secret=os.urandom(32))
 

@@ -27,5 +27,7 @@ def roles(settings: Settings) -> list[dict]:
     return [
         {"name": "home-users", "description": "학습 홈 사용", "groups": list(ROLES), "scopes": [ACCESS_SCOPE]},
         {"name": "home-service", "description": "The learner home reads people's groups and server state",
-         "services": [SERVICE_NAME], "scopes": ["read:users:name", "read:users:groups", "read:servers"]},
+         # admin:server_state: the last memory kill a container spawner keeps there (home/notices.py)
+         "services": [SERVICE_NAME],
+         "scopes": ["read:users:name", "read:users:groups", "read:servers", "admin:server_state"]},
     ]
