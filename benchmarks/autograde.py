@@ -1,7 +1,7 @@
 """The autograde pipeline against plain nbgrader, on 30 submissions of one assignment (run as root).
 
     /opt/donghaeng/venv/bin/python benchmarks/autograde.py [--submissions 30] [--hostile 8] [--workers N]
-                                                           [--sandbox process|docker|auto]
+                                                           [--sandbox process|docker|auto] [--repeat 3]
 
 One throw-away course (grader account ``grader-sbx-…``, like tests/test_sandbox.py) gets a mix of
 correct, partly wrong and failing notebooks plus hostile ones (endless loop, fork bomb, memory bomb,
@@ -13,7 +13,8 @@ flood of output, network, /etc/shadow, ``rm -rf ~``, a file that is not a notebo
    reasons) over the same non-hostile submissions;
 3. **pipeline, all**: ``CourseRunner.autograde`` over every submission, hostile ones included.
 
-Prints the wall times, the ratio plain / pipeline on the same set, and whether every non-hostile
+Steps 1 and 2 alternate ``--repeat`` times (default 3) so that a load spike on the machine hits both
+sides; the medians are printed.  Prints the wall times, the ratio plain / pipeline on the same set, and whether every non-hostile
 score is identical between plain nbgrader and the pipeline (exit 1 if not).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -54,6 +56,7 @@ def main() -> int:
     parser.add_argument("--hostile", type=int, default=8, help="how many of them are hostile (at most 8)")
     parser.add_argument("--workers", type=int, default=None, help="pool size (default: min(cpu_count, 4))")
     parser.add_argument("--sandbox", choices=("process", "docker", "auto"), default="process")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating plain/pipeline runs (median)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root: the course grader is a system account", file=sys.stderr)
@@ -66,24 +69,30 @@ def main() -> int:
         if NOT_A_NOTEBOOK in hostile_names:
             (runner.root / "submitted" / NOT_A_NOTEBOOK / t.ASSIGNMENT / f"{t.NOTEBOOK}.ipynb").write_text("{")
 
-        # 1. plain nbgrader: one process, no sandbox, the non-hostile submissions
         exclude = f"--CourseDirectory.student_id_exclude={','.join(hostile_names)}"
-        plain_s, plain = timed(lambda: runner.nbgrader("autograde", t.ASSIGNMENT, "--force", exclude,
-                                                       env={"DONGHAENG_AUTOGRADE_SANDBOX": "0"}))
-        if plain.returncode != 0:
-            print(plain.stdout + plain.stderr, file=sys.stderr)
-            return 1
-        plain_scores = {s: v for s, v in t.scores(runner).items() if s in normal}
-
-        # 2. the pipeline on the same set (hostile folders parked outside the course meanwhile)
         parked = Path(tempfile.mkdtemp(prefix="donghaeng-parked-", dir="/var/tmp"))
-        for name in hostile_names:
-            shutil.move(runner.root / "submitted" / name, parked / name)
-        same_s, _ = timed(lambda: runner.autograde(t.ASSIGNMENT, force=True, workers=workers))
-        same_scores = {s: v for s, v in t.scores(runner).items() if s in normal}
-        for name in hostile_names:
-            shutil.move(parked / name, runner.root / "submitted" / name)
+        plain_times, same_times = [], []
+        for _ in range(args.repeat):  # alternating, so a load spike on the machine hits both sides
+            # 1. plain nbgrader: one process, no sandbox, the non-hostile submissions
+            plain_s, plain = timed(lambda: runner.nbgrader("autograde", t.ASSIGNMENT, "--force", exclude,
+                                                           env={"DONGHAENG_AUTOGRADE_SANDBOX": "0"}))
+            if plain.returncode != 0:
+                print(plain.stdout + plain.stderr, file=sys.stderr)
+                return 1
+            plain_times.append(plain_s)
+            plain_scores = {s: v for s, v in t.scores(runner).items() if s in normal}
+
+            # 2. the pipeline on the same set (hostile folders parked outside the course meanwhile)
+            for name in hostile_names:
+                shutil.move(runner.root / "submitted" / name, parked / name)
+            same_s, _ = timed(lambda: runner.autograde(t.ASSIGNMENT, force=True, workers=workers))
+            same_times.append(same_s)
+            same_scores = {s: v for s, v in t.scores(runner).items() if s in normal}
+            for name in hostile_names:
+                shutil.move(parked / name, runner.root / "submitted" / name)
         parked.rmdir()
+        plain_s, same_s = statistics.median(plain_times), statistics.median(same_times)
+        ratios = [p / q for p, q in zip(plain_times, same_times)]
 
         # 3. the pipeline on everything
         all_s, result = timed(lambda: runner.autograde(t.ASSIGNMENT, force=True, workers=workers))
@@ -95,11 +104,12 @@ def main() -> int:
         print(f"cpus: {os.cpu_count()}  workers: {workers}  sandbox: {args.sandbox}  "
               f"submissions: {n + h} ({n} non-hostile, {h} hostile)  cell timeout: "
               f"{runner.settings.lab.autograde_timeout} s")
+        print(f"medians of {args.repeat} alternating runs:")
         print(f"plain nbgrader, 1 process, no sandbox, {n} non-hostile: {plain_s:6.1f} s ({plain_s / n:.2f} s each)")
         print(f"pipeline, same {n} non-hostile:                       {same_s:6.1f} s ({same_s / n:.2f} s each)")
         print(f"pipeline, all {n + h} incl. hostile:                     {all_s:6.1f} s ({all_s / (n + h):.2f} s each)")
-        print(f"ratio plain / pipeline on the same set: {plain_s / same_s:.2f}x "
-              f"(>1: the pipeline is faster)")
+        print(f"ratio plain / pipeline on the same set: {statistics.median(ratios):.2f}x median of "
+              f"{args.repeat} ({', '.join(f'{r:.2f}' for r in ratios)}; >1: the pipeline is faster)")
         print(f"non-hostile scores identical (plain, pipeline same set, pipeline all): {'yes' if identical else 'NO'}")
         print(f"every hostile submission zero with a reason: {'yes' if hostile_zero else 'NO'}")
         for name in hostile_names:

@@ -12,9 +12,11 @@ import csv
 import json
 import os
 import pwd
+import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -82,17 +84,66 @@ GRADEBOOK_BUSY = ("database is locked", "database table is locked")
 EXPECTED_ERRORS = ("Timeout waiting for execute reply", "Interrupting kernel")
 
 
-def autograde_failed(returncode: int, log: str) -> bool:
+def autograde_failed(ok: bool, log: str) -> bool:
     """True when nbgrader could not grade the submission (not merely a cell that failed or timed out)."""
     errors = [line for line in log.splitlines()
-              if "[AutogradeApp | ERROR]" in line and not any(e in line for e in EXPECTED_ERRORS)]
-    return returncode != 0 or bool(errors)
+              if " | ERROR]" in line and not any(e in line for e in EXPECTED_ERRORS)]
+    return not ok or bool(errors)
 
 
 def prepare_exchange(settings: Settings) -> None:
     """nbgrader's exchange must be writable by every account; the sticky bit protects each course."""
     settings.paths.exchange.mkdir(parents=True, exist_ok=True)
     settings.paths.exchange.chmod(0o1777)
+
+
+class GradingWorker:
+    """One ``donghaeng.grading.worker`` process run as the grader account, fed one student at a time.
+
+    A worker that dies (it should not: learners' code runs in sandboxed kernels, not in it) is
+    replaced, and the submission it had is graded again by the new one; a second death fails only
+    that submission, with the worker's last words as its log.
+    """
+
+    def __init__(self, runner: CourseRunner, assignment: str) -> None:
+        self.runner, self.assignment = runner, assignment
+        self.proc: subprocess.Popen[str] | None = None
+        self.stderr = tempfile.TemporaryFile("w+", encoding="utf-8")
+
+    def __enter__(self) -> GradingWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()  # the worker finishes the submission it has and exits
+            self.proc.wait()
+        self.stderr.close()
+
+    def grade(self, student: str) -> tuple[bool, str]:
+        """Autograde *student*: (nbgrader succeeded, its log for this submission)."""
+        last_words = ""
+        for _ in range(2):  # a worker that died is replaced, and the submission handed to the new one
+            if self.proc is None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "donghaeng.grading.worker", self.assignment],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, bufsize=1,
+                    **self.runner._as_grader())
+            try:
+                self.proc.stdin.write(student + "\n")
+                self.proc.stdin.flush()
+                answer = self.proc.stdout.readline()
+            except BrokenPipeError:
+                answer = ""
+            if answer:
+                reply = json.loads(answer)
+                return reply["ok"], reply["log"]
+            code = self.proc.wait()
+            self.proc = None
+            self.stderr.seek(0)
+            last_words = f"(exit {code})\n{self.stderr.read()[-10_000:]}"
+            self.stderr.seek(0)
+            self.stderr.truncate()
+        return False, f"[GradingWorker | ERROR] the grading process stopped twice {last_words}"
 
 
 class CourseRunner:
@@ -129,11 +180,10 @@ class CourseRunner:
         return sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
 
     # -- running nbgrader ---------------------------------------------------------------------
-    def nbgrader(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run one nbgrader app in the course folder as the grader account (*env* adds variables)."""
+    def _as_grader(self, extra_env: dict[str, str] | None = None) -> dict:
+        """``subprocess`` arguments that run a program in the course folder as the grader account."""
         entry = pwd.getpwnam(self.course.grader_user)
         lab = self.settings.lab
-        extra = env or {}
         env = {
             "HOME": entry.pw_dir,
             "USER": entry.pw_name,
@@ -150,13 +200,15 @@ class CourseRunner:
             "DONGHAENG_AUTOGRADE_SANDBOX_KIND": lab.autograde_sandbox,
             "DONGHAENG_AUTOGRADE_HIDE": os.pathsep.join(
                 str(p) for p in (lab.home_root, self.settings.paths.root) if str(p) != "/"),
-            **extra,
+            **(extra_env or {}),
         }
         as_grader = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
-        return subprocess.run(
-            [sys.executable, "-m", "nbgrader", *args], cwd=self.root, env=env,
-            capture_output=True, text=True, **as_grader,
-        )
+        return {"cwd": self.root, "env": env, "text": True, **as_grader}
+
+    def nbgrader(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run one nbgrader app in the course folder as the grader account (*env* adds variables)."""
+        return subprocess.run([sys.executable, "-m", "nbgrader", *args], capture_output=True,
+                              **self._as_grader(env))
 
     def _check(self, what: str, *args: str) -> str:
         result = self.nbgrader(*args)
@@ -246,22 +298,18 @@ class CourseRunner:
         expected = self.notebook_names(assignment)
         return refusal(self.root / "submitted" / student / assignment, expected, limit) if expected else None
 
-    def _autograde_one(self, assignment: str, student: str) -> str | None:
+    def _autograde_one(self, worker: GradingWorker, assignment: str, student: str) -> str | None:
         """Grade one submission; None when it worked, else nbgrader's log (kept in ``.donghaeng``)."""
         submitted = fingerprint(self.root / "submitted" / student / assignment)
-        log = ""
         for attempt in range(4):
-            run = self.nbgrader("autograde", assignment, "--student", student, "--force")
-            log = run.stdout + run.stderr
-            if not autograde_failed(run.returncode, log):
-                break
-            if not any(busy in log for busy in GRADEBOOK_BUSY):
+            ok, log = worker.grade(student)
+            if not autograde_failed(ok, log) or not any(busy in log for busy in GRADEBOOK_BUSY):
                 break
             time.sleep(0.5 * (attempt + 1))  # another worker held the gradebook: try again
         log_path = self._record_path(assignment, student).with_suffix(".log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(log, encoding="utf-8")
-        if autograde_failed(run.returncode, log):
+        if autograde_failed(ok, log):
             return log
         self._write_record(assignment, student, submitted)
         return None
@@ -271,8 +319,9 @@ class CourseRunner:
         """Autograde each collected submission on its own, so one broken notebook stops no one else.
 
         Submissions are graded ``workers`` at a time (default: ``lab.autograde_workers``, at most the
-        CPU count), each by its own ``nbgrader autograde --student`` run in a sandboxed kernel.  A
-        submission already graded after its last change is skipped unless *force*.
+        CPU count) by long-lived nbgrader processes (:class:`GradingWorker`), each submission by its
+        own ``Autograde`` converter in a sandboxed kernel.  A submission already graded after its
+        last change is skipped unless *force*.
 
         Submissions that are too big, empty, not notebooks or wrongly named are refused before
         nbgrader sees them and get zero in the gradebook.  Every finished submission leaves a record
@@ -282,7 +331,7 @@ class CourseRunner:
         """
         self._require(assignment)
         result = StepResult()
-        todo = []
+        pending: queue.SimpleQueue[str] = queue.SimpleQueue()
         for student in self.submitted(assignment):
             if not force and self.up_to_date(assignment, student):
                 result.skipped.append(student)
@@ -293,32 +342,45 @@ class CourseRunner:
                 result.refused[student] = reason
                 on_step(student)
             else:
-                todo.append(student)
+                pending.put(student)
         lock = threading.Lock()
 
-        def grade(student: str) -> None:
-            log = self._autograde_one(assignment, student)
-            reason = failure_reason(log) if log is not None else None
-            with lock:
-                if log is None:
-                    result.ok.append(student)
-                elif reason:
-                    result.refused[student] = reason
-                else:
-                    result.failed[student] = log
-                on_step(student)
+        def work() -> None:
+            """One pool slot: a worker process grades students until none are left."""
+            with GradingWorker(self, assignment) as worker:
+                while True:
+                    try:
+                        student = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    log = self._autograde_one(worker, assignment, student)
+                    reason = failure_reason(log) if log is not None else None
+                    with lock:
+                        if log is None:
+                            result.ok.append(student)
+                        elif reason:
+                            result.refused[student] = reason
+                        else:
+                            result.failed[student] = log
+                        on_step(student)
 
-        if todo:
-            workers = max(1, min(workers or self.workers(), len(todo)))
-            if not (self.root / "gradebook.db").exists() and workers > 1:
-                grade(todo.pop(0))  # the first run creates the gradebook; creating it twice at once races
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(grade, todo))
+        if todo := pending.qsize():
+            self._ensure_gradebook()  # created once here: several workers creating it at once race
+            slots = max(1, min(workers or self.workers(), todo))
+            with ThreadPoolExecutor(max_workers=slots) as pool:
+                for slot in [pool.submit(work) for _ in range(slots)]:
+                    slot.result()
         result.ok.sort()
         result.failed = dict(sorted(result.failed.items()))
         result.refused = dict(sorted(result.refused.items()))
         self._finish(assignment, result)
         return result
+
+    def _ensure_gradebook(self) -> None:
+        db = self.root / "gradebook.db"
+        if not db.exists():
+            Gradebook(f"sqlite:///{db}", course_id=self.course.id).close()
+            _chown_like(db, self.root)
 
     def _finish(self, assignment: str, result: StepResult) -> None:
         """Zero the refused submissions in the gradebook, then read and explain every score."""

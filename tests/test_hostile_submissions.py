@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -257,3 +258,29 @@ def test_two_courses_grade_at_once_and_cannot_see_each_other():
             assert scores(runner) == {"good": 2, "snoop": 2}
             text = autograded_text(runner, "snoop")
             assert "읽음" not in text and text.count("막힘") == 2, text
+
+
+def grading_workers(runner: CourseRunner) -> list[int]:
+    found = subprocess.run(["pgrep", "-u", runner.course.grader_user, "-f", "donghaeng.grading.worker"],
+                           capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_grading_process_that_dies_is_replaced_and_no_submission_is_lost():
+    if os.geteuid() != 0:
+        pytest.skip("the course grader is a system account: run the suite as root")
+    subs = {f"w{i}": (GOOD if i % 2 == 0 else WRONG) for i in range(4)}
+    with sandbox_course(workers=1, **PROCESS) as runner:
+        submit(runner, subs)
+        with ThreadPoolExecutor(1) as pool:
+            grading = pool.submit(runner.autograde, ASSIGNMENT)
+            deadline = time.monotonic() + 300
+            while not (workers := grading_workers(runner)) and not grading.done() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert workers, "a grading process was started"
+            time.sleep(1.5)  # in the middle of a submission (or between two)
+            os.kill(workers[0], signal.SIGKILL)
+            result = grading.result(timeout=600)
+        assert result.ok == sorted(subs) and not result.failed, (result.failed, result.refused)
+        assert scores(runner) == {s: 2 if answer == GOOD else 0 for s, answer in subs.items()}
+        assert records(runner) == set(subs)
