@@ -7,20 +7,28 @@ first, so here the builds are normally the cached, skipped path).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import docker
+import httpx
+import jupyterhub
 import pytest
 from rich.progress import Progress
 
+from donghaeng.containers import LABEL
 from donghaeng.images import (
     GRADER_IMAGE,
+    HUB_IMAGE,
     LEARNER_IMAGE,
     Builder,
     ImageError,
     docker_ready,
 )
+from donghaeng.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 DONGHAENG = [str(Path(sys.executable).parent / "donghaeng"), "images", "build"]
@@ -72,6 +80,49 @@ def test_learner_image_runs_singleuser_speaks_korean_and_has_no_model_file():
     assert (locale, fonts, torch_version) == ("ko_KR", "True", "2.13.0+cpu") and uid != "0"
     models = docker_run(LEARNER_IMAGE, "find", "/", "-xdev", "-name", "*.gguf")
     assert models.stdout.strip() == ""  # learners use the hub's model service
+
+
+def hub_settings(folder: Path) -> Path:
+    """The project's settings file, listening on every address of the container, without the model
+    service (the model file is not in the hub image: a site mounts it)."""
+    text = (REPO_ROOT / "hub" / "lab.toml").read_text(encoding="utf-8")
+    text, listen = re.subn(r'^ip = "127.0.0.1"$', 'ip = "0.0.0.0"', text, count=1, flags=re.M)
+    text, model = re.subn(r"^(\[model\]\n(?:#.*\n)*)enabled = true$", r"\1enabled = false", text, flags=re.M)
+    assert listen == model == 1, "hub/lab.toml changed shape: update this test"
+    path = folder / "lab.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_hub_image_runs_the_lab_hub_in_korean(tmp_path):
+    build("hub")
+    settings = hub_settings(tmp_path)
+    hub = docker.from_env().containers.run(
+        HUB_IMAGE, detach=True, ports={"8000/tcp": ("127.0.0.1", None)}, labels={LABEL: "hub-test"},
+        volumes={str(settings): {"bind": "/etc/donghaeng/lab.toml", "mode": "ro"}},
+        environment={"DONGHAENG_SETTINGS": "/etc/donghaeng/lab.toml"})
+    try:
+        hub.reload()
+        url = f"http://127.0.0.1:{hub.ports['8000/tcp'][0]['HostPort']}"
+        deadline, answer = time.monotonic() + 180, None  # a bound on the wait, not a speed check
+        while answer is None and time.monotonic() < deadline:
+            hub.reload()
+            assert hub.status == "running", hub.logs()[-3000:].decode(errors="replace")
+            try:  # before the hub's route exists the proxy answers with an error page
+                reply = httpx.get(f"{url}/hub/api", timeout=5)
+                answer = reply.json() if reply.status_code == 200 else None
+            except httpx.HTTPError:
+                pass
+            if answer is None:
+                time.sleep(1)
+        assert answer == {"version": jupyterhub.__version__}, hub.logs()[-3000:].decode(errors="replace")
+        login = httpx.get(f"{url}/hub/login", timeout=10)
+        assert login.status_code == 200 and "동행랩에 로그인해요" in login.text
+        # the learner home runs in the image too: it sends a visitor through the hub's login
+        home = httpx.get(f"{url}/services/home/", timeout=10)
+        assert home.status_code == 302 and "client_id=service-home" in home.headers["location"]
+    finally:
+        hub.remove(force=True, v=True)
 
 
 def test_rebuild_with_unchanged_inputs_is_skipped():
