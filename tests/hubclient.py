@@ -27,9 +27,13 @@ class HubUser:
         return self.http.post("/hub/login", data={
             "username": self.name, "password": password, "_xsrf": self._xsrf(page.text)})
 
-    def change_password(self, form_page: str, new: str, confirm: str | None = None) -> httpx.Response:
-        return self.http.post("/hub/change-password", data={
-            "new_password": new, "confirm_password": confirm or new, "_xsrf": self._xsrf(form_page)})
+    def change_password(self, form_page: str, new: str, confirm: str | None = None,
+                        current: str | None = None) -> httpx.Response:
+        """Submit the change form (*current*: the password asked for when already logged in)."""
+        data = {"new_password": new, "confirm_password": confirm or new, "_xsrf": self._xsrf(form_page)}
+        if current is not None:
+            data["current_password"] = current
+        return self.http.post("/hub/change-password", data=data)
 
     @classmethod
     def logged_in(cls, lab, key: str) -> "HubUser":

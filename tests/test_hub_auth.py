@@ -46,9 +46,22 @@ def test_first_login_forces_a_new_password(lab):
 
     # the old password no longer works; the new one logs straight in
     assert HubUser(lab.url, login).submit_login(lab.passwords[login]).status_code == 403
-    again = HubUser(lab.url, login).submit_login(NEW_PASSWORD)
+    user = HubUser(lab.url, login)
+    again = user.submit_login(NEW_PASSWORD)
     assert again.status_code == 200 and "새 비밀번호 정하기" not in again.text
     lab.passwords[login] = NEW_PASSWORD
+
+    # later, while logged in: the current password is asked for, and the new one must differ
+    form = user.http.get("/hub/change-password")
+    wrong = user.change_password(form.text, "later-2027-lab", current="not-my-password1")
+    assert wrong.status_code == 400 and "맞지 않아요" in wrong.text
+    same = user.change_password(form.text, NEW_PASSWORD, current=NEW_PASSWORD)
+    assert same.status_code == 400 and "다른 새 비밀번호" in same.text
+    changed = user.change_password(form.text, "later-2027-lab", current=NEW_PASSWORD)
+    assert changed.status_code == 200 and "로그인해요" not in changed.text
+    assert HubUser(lab.url, login).submit_login(NEW_PASSWORD).status_code == 403
+    assert HubUser(lab.url, login).submit_login("later-2027-lab").status_code == 200
+    lab.passwords[login] = "later-2027-lab"
 
 
 def test_groups_follow_the_roster(lab, logged_in):
