@@ -6,7 +6,9 @@ once.  Three pieces, all on JupyterHub's own mechanisms:
 * :class:`SpawnQueue` — a spawner mixin (every mode) that lets ``spawn_concurrency`` servers start at
   once; the others wait in order and the spawn page shows "준비 중" with their place in the queue.
 * ``donghaeng class prepare --course X`` — starts the course's learners' servers ahead of class
-  through the hub API (a hub service with its own token), with bounded concurrency.
+  through the hub API (a hub service with its own token), with bounded concurrency.  The same
+  service does it by itself ``containers.prepare_minutes`` before each ``class_start`` in the
+  courses' ``schedule.toml``, so nobody has to remember the command at 8:50.
 * jupyterhub-idle-culler as a hub service, so prepared or forgotten servers are stopped when idle.
 """
 
@@ -19,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Optional
 
@@ -28,7 +31,8 @@ from jupyterhub.utils import url_path_join, wait_for_http_server
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from traitlets import HasTraits, Integer
 
-from .settings import SETTINGS_ENV, Settings
+from .services import managed_service
+from .settings import SETTINGS_ENV, Course, Settings, load_settings
 
 PREPARE_SERVICE = "class-prepare"
 CULLER_SERVICE = "idle-culler"
@@ -132,8 +136,13 @@ def cull_every(timeout: int) -> int:
 
 
 def services(settings: Settings) -> list[dict]:
-    """The idle culler (when a timeout is set) and the token-only service ``class prepare`` uses."""
-    specs: list[dict] = [{"name": PREPARE_SERVICE, "api_token": prepare_token(settings), "display": False}]
+    """The idle culler (when a timeout is set) and the ``class-prepare`` service (schedule + command)."""
+    token = prepare_token(settings)
+    if settings.containers.prepare_minutes:  # then it also runs, ahead of each scheduled class
+        prepare = managed_service(settings, PREPARE_SERVICE, None, "donghaeng.classstart", api_token=token)
+    else:
+        prepare = {"name": PREPARE_SERVICE, "api_token": token, "display": False}
+    specs = [prepare]
     timeout = settings.containers.idle_timeout
     if timeout:
         specs.append({
@@ -253,3 +262,49 @@ def class_prepare(
         err.print(f"[red]{login}: {why}[/red]")
     if report.failed:
         raise typer.Exit(1)
+
+
+# --- the class-prepare service: servers started before each scheduled class -------------------------
+
+LATE_PREPARE = timedelta(minutes=30)  # a hub restarted just after 9:00 still prepares the 9:00 class
+CHECK_EVERY = 15  # seconds between two looks at the schedules (they may be edited at any time)
+
+
+def due_classes(settings: Settings, now: datetime) -> list[tuple[Course, datetime]]:
+    """Classes whose learners' servers should be running now: from ``prepare_minutes`` before the
+    start until ``LATE_PREPARE`` after it.  A broken schedule file is reported and skipped."""
+    from .home.schedule import ScheduleError, load_schedule
+
+    ahead = timedelta(minutes=settings.containers.prepare_minutes)
+    due = []
+    for course in settings.courses:
+        try:
+            modules = load_schedule(settings, course).values()
+        except ScheduleError as e:
+            print(f"donghaeng class-prepare: {e}", flush=True)
+            continue
+        due.extend((course, m.class_start) for m in modules
+                   if m.class_start and m.class_start - ahead <= now < m.class_start + LATE_PREPARE)
+    return due
+
+
+async def prepare_on_schedule(settings: Settings, hub_api: str, token: str) -> None:
+    """Run forever: start each due class's learners' servers once (again after a restart: harmless)."""
+    prepared: set[tuple[str, datetime]] = set()
+    while True:
+        for course, start in due_classes(settings, datetime.now(timezone.utc)):
+            if (course.id, start) in prepared:
+                continue
+            prepared.add((course.id, start))
+            logins = course_learners(settings, course.id)
+            print(f"donghaeng class-prepare: {course.id} class at {start.isoformat()}: "
+                  f"starting {len(logins)} learners' servers", flush=True)
+            report = await prepare_servers(hub_api, token, logins, settings.containers.spawn_concurrency)
+            print(f"donghaeng class-prepare: {course.id}: ready {len(report.ready)}, failed {len(report.failed)} "
+                  + " ".join(f"{login} ({why})" for login, why in report.failed.items()), flush=True)
+        await asyncio.sleep(CHECK_EVERY)
+
+
+if __name__ == "__main__":  # the hub-managed class-prepare service
+    asyncio.run(prepare_on_schedule(load_settings(), os.environ["JUPYTERHUB_API_URL"],
+                                    os.environ["JUPYTERHUB_API_TOKEN"]))

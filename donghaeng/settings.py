@@ -235,6 +235,9 @@ class Containers(_Strict):
     spawn_concurrency: int = Field(
         default=4, ge=1, description="Servers started at once (all modes); others wait in order on a '준비 중' page.")
     idle_timeout: int = Field(default=3600, ge=0, description="Seconds idle before a server is stopped (0: never).")
+    prepare_minutes: int = Field(
+        default=10, ge=0, description="Minutes before a class (schedule.toml `class_start`) that its learners' "
+        "servers are started (all modes; 0: never).")
 
 
 def _default_models() -> list[ModelEntry]:

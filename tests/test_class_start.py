@@ -6,6 +6,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -64,16 +65,19 @@ def test_a_burst_queues_in_order_with_a_korean_place_and_nobody_fails(lab):
         who.stop()
 
 
+def ready(lab, login: str) -> bool:
+    """Is *login*'s server up (asked with the class-prepare service's token)?"""
+    token = (lab.settings.paths.state / "class-prepare-token").read_text().strip()
+    model = httpx.get(f"{lab.url}/hub/api/users/{login}", headers={"Authorization": f"token {token}"},
+                      timeout=10).json()
+    return bool(model.get("servers", {}).get("", {}).get("ready"))
+
+
 def test_class_prepare_starts_the_course_learners_before_they_log_in(lab):
     result = lab.cli("class", "prepare", "--course", "ai-basics")
     assert "준비됨 3명" in result.stdout, result.stdout
-    token = {"Authorization": f"token {(lab.settings.paths.state / 'class-prepare-token').read_text().strip()}"}
-    def ready(login: str) -> bool:
-        model = httpx.get(f"{lab.url}/hub/api/users/{login}", headers=token, timeout=10).json()
-        return bool(model.get("servers", {}).get("", {}).get("ready"))
-
-    assert all(ready(lab.logins[k]) for k in ("a", "b", "c"))
-    assert not ready(lab.logins["d"]) and not ready(lab.logins["trainer"])  # other course, not a learner
+    assert all(ready(lab, lab.logins[k]) for k in ("a", "b", "c"))
+    assert not ready(lab, lab.logins["d"]) and not ready(lab, lab.logins["trainer"])  # other course, not a learner
     # the learner arrives: straight into the running server, nothing to wait for
     learner = HubUser.logged_in(lab, "a")
     page = learner.http.get("/hub/spawn")
@@ -98,3 +102,24 @@ def test_idle_servers_are_culled(lab):
                 return
             time.sleep(2)
     pytest.fail(f"{CULLER_SERVICE} did not stop an idle server within {IDLE * 3}s")
+
+
+def test_servers_start_by_themselves_before_a_scheduled_class(tmp_path):
+    """A class in five minutes (schedule.toml class_start): its learners' servers start with no command;
+    a class tomorrow starts nothing yet."""
+    now = datetime.now(timezone.utc)
+    for course, start in (("morning", now + timedelta(minutes=5)), ("tomorrow", now + timedelta(days=1))):
+        (tmp_path / course).mkdir()
+        (tmp_path / course / "schedule.toml").write_text(
+            f'[m1]\ntitle = "첫 수업"\nclass_start = {start.isoformat()}\n', encoding="utf-8")
+    extra = "[model]\nenabled = false\n[containers]\nprepare_minutes = 10\n" + "".join(
+        f'[[courses]]\nid = "{c}"\ntitle = "{c}"\nassignments = "{tmp_path / c}"\n' for c in ("morning", "tomorrow"))
+    people = {"early": ("김하늘", "learner", "morning"), "late": ("이수민", "learner", "tomorrow")}
+    with running_lab(people, extra) as small:
+        deadline = time.monotonic() + 180
+        while not ready(small, small.logins["early"]) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert ready(small, small.logins["early"]), "see artifacts/hub.log (donghaeng class-prepare lines)"
+        assert not ready(small, small.logins["late"])
+        learner = HubUser.logged_in(small, "early")  # arrives: straight into the running server
+        assert learner.http.get("/hub/spawn").url.path.startswith(f"/user/{learner.name}/")

@@ -1,4 +1,5 @@
-"""A course's module schedule: ``assignments/<course>/schedule.toml`` (title, estimated minutes, deadline)."""
+"""A course's module schedule: ``assignments/<course>/schedule.toml`` (title, estimated minutes, class start,
+deadline)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ class Module(BaseModel):
 
     title: str | None = None
     minutes: int | None = None
+    class_start: datetime | None = None  # the class where the module is taught: servers are started before
     deadline: datetime | None = None
 
-    @field_validator("deadline")
+    @field_validator("class_start", "deadline")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("deadline needs a time zone, e.g. 2027-03-12T18:00:00+09:00")
+            raise ValueError("a time needs a time zone, e.g. 2027-03-12T18:00:00+09:00")
         return value
 
 
