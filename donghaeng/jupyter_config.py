@@ -118,6 +118,8 @@ def learner_server_config(settings: Settings) -> dict:
                 "donghaeng.learner_ext": True,  # open/submit/restore/help (learner home, toolbar)
             },
             "terminals_enabled": settings.learner_ui.terminal,
+            # a full disk is explained in Korean (donghaeng/learner_files.py)
+            "contents_manager_class": "donghaeng.learner_files.LearnerContentsManager",
         },
         # learners' own JupyterLab defaults (overrides.json); JupyterLab and Notebook 7 read them here
         "LabServerApp": {"app_settings_dir": str(root / "lab" / "settings")},
