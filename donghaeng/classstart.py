@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Optional
 
@@ -31,7 +30,7 @@ from jupyterhub.utils import url_path_join, wait_for_http_server
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from traitlets import HasTraits, Integer
 
-from .services import managed_service
+from .services import managed_service, service_token
 from .settings import SETTINGS_ENV, Course, Settings, load_settings
 
 PREPARE_SERVICE = "class-prepare"
@@ -120,14 +119,8 @@ def queue_message(position: int) -> str:
 # --- hub services ---------------------------------------------------------------------------------
 
 def prepare_token(settings: Settings) -> str:
-    """The ``class-prepare`` service's API token (root-only file in the state folder; made once)."""
-    path = settings.paths.state / "class-prepare-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    """The ``class-prepare`` service's API token."""
+    return service_token(settings, PREPARE_SERVICE)
 
 
 def cull_every(timeout: int) -> int:
@@ -292,7 +285,7 @@ async def prepare_on_schedule(settings: Settings, hub_api: str, token: str) -> N
     """Run forever: start each due class's learners' servers once (again after a restart: harmless)."""
     prepared: set[tuple[str, datetime]] = set()
     while True:
-        for course, start in due_classes(settings, datetime.now(timezone.utc)):
+        for course, start in due_classes(settings, datetime.now(UTC)):
             if (course.id, start) in prepared:
                 continue
             prepared.add((course.id, start))

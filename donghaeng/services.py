@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
 from .settings import Settings
 
 
@@ -24,3 +27,18 @@ def managed_service(settings: Settings, name: str, port: int | None, module: str
         "environment": {**env, **(environment or {})},
         **extra,
     }
+
+
+def service_token(settings: Settings, name: str) -> str:
+    """The hub API token of service *name*: a root-only file ``<state>/<name>-token``, made once."""
+    path = settings.paths.state / f"{name}-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # made by another process just now
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    return path.read_text().strip()

@@ -9,31 +9,23 @@ the cohort change alone applies at their next login.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from ..cohort import Cohort
 from ..courses import CourseRunner, NbgraderError
+from ..services import service_token
 from ..settings import Settings
-from .store import Store, write_atomic
+from .store import Store
 
 log = logging.getLogger(__name__)
 GATE_SERVICE = "certification-gate"
 
 
-def token_path(settings: Settings) -> Path:
-    return settings.paths.state / "certification-gate-token"
-
-
 def ensure_token(settings: Settings) -> str:
-    """The gate's hub API token (root-only file; registered with the hub as the gate service's token)."""
-    path = token_path(settings)
-    if not path.exists():
-        write_atomic(path, secrets.token_hex(32).encode())
-    return path.read_text().strip()
+    """The gate's hub API token (registered with the hub as the gate service's token)."""
+    return service_token(settings, GATE_SERVICE)
 
 
 @dataclass(frozen=True)
