@@ -54,17 +54,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=30)
     parser.add_argument("--hostile", type=int, default=8, help="how many of them are hostile (at most 8)")
-    parser.add_argument("--workers", type=int, default=None, help="pool size (default: min(cpu_count, 4))")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="pool size (default: the lab's, min(2 x cpu_count, autograde_workers = 4))")
     parser.add_argument("--sandbox", choices=("process", "docker", "auto"), default="process")
     parser.add_argument("--repeat", type=int, default=3, help="alternating plain/pipeline runs (median)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root: the course grader is a system account", file=sys.stderr)
         return 2
-    workers = args.workers or max(1, min(os.cpu_count() or 1, 4))
     hostile_names = [*t.HOSTILE, NOT_A_NOTEBOOK][:min(args.hostile, len(t.HOSTILE) + 1)]
     normal = {f"s{i:02d}": MIX[i % len(MIX)] for i in range(args.submissions - len(hostile_names))}
-    with t.sandbox_course(workers, autograde_sandbox=args.sandbox) as runner:
+    with t.sandbox_course(4, autograde_sandbox=args.sandbox) as runner:
+        workers = args.workers or runner.workers()
         t.submit(runner, {**normal, **{name: t.HOSTILE.get(name, MIX[0]) for name in hostile_names}})
         if NOT_A_NOTEBOOK in hostile_names:
             (runner.root / "submitted" / NOT_A_NOTEBOOK / t.ASSIGNMENT / f"{t.NOTEBOOK}.ipynb").write_text("{")

@@ -259,7 +259,10 @@ class CourseRunner:
         return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
 
     def workers(self) -> int:
-        return max(1, min(os.cpu_count() or 1, self.settings.lab.autograde_workers))
+        """Grading slots: ``lab.autograde_workers``, at most two per core.  A slot keeps a core busy only
+        about half the time (it waits for its kernel to start, answer and shut down; see
+        benchmarks/autograde.py), so two per core keep the cores busy."""
+        return max(1, min(2 * (os.cpu_count() or 1), self.settings.lab.autograde_workers))
 
     # -- autograde bookkeeping: one small record per finished submission ----------------------
     def _record_path(self, assignment: str, student: str) -> Path:
@@ -318,8 +321,7 @@ class CourseRunner:
                   force: bool = False, workers: int | None = None) -> StepResult:
         """Autograde each collected submission on its own, so one broken notebook stops no one else.
 
-        Submissions are graded ``workers`` at a time (default: ``lab.autograde_workers``, at most the
-        CPU count) by long-lived nbgrader processes (:class:`GradingWorker`), each submission by its
+        Submissions are graded ``workers`` at a time (default: :meth:`workers`) by long-lived nbgrader processes (:class:`GradingWorker`), each submission by its
         own ``Autograde`` converter in a sandboxed kernel.  A submission already graded after its
         last change is skipped unless *force*.
 

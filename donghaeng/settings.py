@@ -62,7 +62,7 @@ class Lab(_Strict):
     home_root: Path = Path("/home")
     learner_group: str = "donghaeng"
     autograde_timeout: int = Field(default=30, description="Seconds one cell may run during autograde.")
-    autograde_workers: int = Field(default=4, ge=1, description="Submissions graded at once (at most the CPU count).")
+    autograde_workers: int = Field(default=4, ge=1, description="Submissions graded at once (at most twice the CPU count).")
     autograde_memory_mb: int = Field(default=2048, ge=256, description="Memory (address space) of one grading kernel, MiB.")
     autograde_processes: int = Field(default=64, ge=8, description="Processes and threads one grading kernel may run.")
     autograde_cpu_seconds: int = Field(default=600, ge=1, description="CPU seconds one grading kernel may use.")
