@@ -108,12 +108,25 @@ def up(
         raise _fail(e) from e
     if demo:
         _print_demo_accounts(settings, report.initial_passwords if report else {})
+    if settings.lab.spawner != "local" and not settings.containers.image:
+        _images_in_step_with_the_code()
     console.print(f"[bold green]동행랩을 시작해요[/bold green]: http://{settings.lab.ip}:{settings.lab.port}  "
                   "(멈추려면 Ctrl+C / Ctrl+C to stop)")
     hub = Path(sys.executable).parent / "jupyterhub"
     os.environ[SETTINGS_ENV] = str(settings.source)
     os.chdir(settings.paths.state)
     os.execv(hub, [str(hub), "-f", str(REPO_ROOT / "hub" / "jupyterhub_config.py")])
+
+
+def _images_in_step_with_the_code() -> None:
+    """Learners' containers run the toolkit copied into the learner image, with settings written from
+    this checkout: rebuild the images whose inputs changed (an unchanged build is skipped in seconds)."""
+    from .images import ImageError, build_images
+
+    try:
+        build_images(["learner", "grader"], console=console)
+    except ImageError as e:  # e.g. Docker is down: the hub still starts and explains it to learners
+        err.print(f"[yellow]{e}[/yellow]")
 
 
 def _print_demo_accounts(settings: Settings, new_passwords: dict[str, str]) -> None:
