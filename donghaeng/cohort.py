@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import bcrypt
+from jupyterhub.utils import compare_token, hash_token
 
 from .roster import Person
 
@@ -72,12 +73,26 @@ class PasswordPolicyError(ValueError):
 
 
 def new_initial_password() -> str:
+    """12 random characters of 31 (about 59 bits), in three groups of four."""
     groups = ["".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(4)) for _ in range(3)]
     return "-".join(groups)
 
 
 def hash_password(password: str) -> str:
+    """A password a person chose: bcrypt, slow on purpose (~0.25 s) because people choose guessable ones."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+
+def hash_initial_password(password: str) -> str:
+    """A password the lab generated: random enough that a slow hash adds nothing (JupyterHub stores
+    its own generated tokens the same way), so a class's first logins cost one bcrypt each, not two."""
+    return hash_token(password)
+
+
+def password_matches(password: str, stored: str) -> bool:
+    if stored.startswith("$2"):  # bcrypt
+        return bcrypt.checkpw(password.encode(), stored.encode())
+    return compare_token(stored, password)
 
 
 class Cohort:
@@ -146,7 +161,7 @@ class Cohort:
                         "INSERT INTO accounts (login, name, role, email, phone, password_hash, must_change)"
                         " VALUES (?, ?, ?, ?, ?, ?, 1)",
                         (person.login, person.name, person.role, person.email, person.phone,
-                         hash_password(password)),
+                         hash_initial_password(password)),
                     )
                     report.created.append(person.login)
                     report.initial_passwords[person.login] = password
@@ -182,9 +197,7 @@ class Cohort:
         if account is None:
             bcrypt.checkpw(b"timing", _DUMMY_HASH)  # same cost whether or not the login exists
             return None
-        if bcrypt.checkpw(password.encode(), account.password_hash.encode()):
-            return account
-        return None
+        return account if password_matches(password, account.password_hash) else None
 
     def set_password(self, login: str, new_password: str, min_length: int) -> None:
         """Replace the password and clear the first-login flag."""
@@ -204,7 +217,7 @@ class Cohort:
         with self._connect() as db:
             cur = db.execute(
                 "UPDATE accounts SET password_hash = ?, must_change = 1 WHERE login = ?",
-                (hash_password(password), login),
+                (hash_initial_password(password), login),
             )
         if cur.rowcount == 0:
             raise KeyError(login)

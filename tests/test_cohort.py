@@ -60,8 +60,13 @@ def test_password_policy_and_change(cohort):
     cohort.set_password("kimhaneul", "spring-2026", min_length=8)
     account = cohort.verify("kimhaneul", "spring-2026")
     assert account is not None and not account.must_change
+    # a chosen password gets the slow hash; a generated one a salted hash (its randomness protects it)
+    assert account.password_hash.startswith("$2b$")
+    assert cohort.verify("kimhaneul", "spring-2027") is None
     fresh = cohort.reset_password("kimhaneul")
-    assert cohort.verify("kimhaneul", fresh).must_change
+    reset = cohort.verify("kimhaneul", fresh)
+    assert reset.must_change and reset.password_hash.startswith("sha512:")
+    assert cohort.verify("kimhaneul", "spring-2026") is None and cohort.verify("kimhaneul", fresh[:-1]) is None
 
 
 def test_password_file_is_readable_by_root_only(tmp_path):
