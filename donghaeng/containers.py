@@ -22,7 +22,7 @@ from traitlets import Bool, Dict, HasTraits, default
 
 from .classstart import SpawnQueue
 from .home.notices import MEMORY_KILL
-from .images import IMAGE_PREFIX
+from .image_refs import IMAGE_PREFIX
 from .settings import RoleLimits, Settings
 from .spawner import LearnerConfigMixin
 
@@ -51,7 +51,7 @@ class ContainerSpawnError(RuntimeError):
 
 def learner_image(settings: Settings) -> str:
     """The configured image, else the one ``donghaeng images build learner`` makes."""
-    from .images import LEARNER_IMAGE
+    from .image_refs import LEARNER_IMAGE
 
     return settings.containers.image or LEARNER_IMAGE
 

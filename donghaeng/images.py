@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,26 +45,23 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .settings import REPO_ROOT
+from .image_refs import (
+    BASE_IMAGE,
+    DEBIAN_IMAGE,
+    GRADER_IMAGE,
+    GRADER_UID,
+    HUB_IMAGE,
+    INPUTS_LABEL,
+    LEARNER_IMAGE,
+    LEARNER_UID,
+    REPO_ROOT,
+    TAG,
+    _docker,
+    _pyproject,
+    docker_ready,
+    image_label,
+)
 
-
-# ----------------------------------------------------------------------------------- names (one place)
-def _pyproject() -> dict:
-    """The project's metadata: versions and pins (also copied into the images, which have no dist-info)."""
-    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-
-
-TAG = _pyproject()["version"]
-DEBIAN_IMAGE = "donghaeng/debian:bookworm"
-BASE_IMAGE = f"donghaeng/base:{TAG}"
-LEARNER_IMAGE = f"donghaeng/learner:{TAG}"
-GRADER_IMAGE = f"donghaeng/grader:{TAG}"
-HUB_IMAGE = f"donghaeng/hub:{TAG}"
-IMAGE_PREFIX = "/opt/donghaeng/venv"  # the Python environment inside every image (same path as on the host)
-IMAGE_PYTHON = f"{IMAGE_PREFIX}/bin/python"
-LEARNER_USER, LEARNER_UID = "jovyan", 1000  # DockerSpawner's convention; nbgrader then uses JUPYTERHUB_USER
-GRADER_USER, GRADER_UID = "sandbox", 1000
-INPUTS_LABEL = "org.donghaeng.inputs"
 
 IMAGES_DIR = REPO_ROOT / "images"
 BUILD_DIR = IMAGES_DIR / ".build"  # git-ignored: Debian tarball, wheelhouses, build contexts, logs
@@ -117,20 +113,6 @@ class ImageError(Exception):
 
 
 # ----------------------------------------------------------------------------------- docker helpers
-def _docker(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, **kw)
-
-
-def docker_ready() -> bool:
-    """True when a Docker client is installed and its daemon answers."""
-    if not shutil.which("docker"):
-        return False
-    try:
-        return _docker("version", "--format", "{{.Server.Version}}", check=False, timeout=10).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 def require_docker() -> None:
     if not shutil.which("docker"):
         raise ImageError("Docker가 설치돼 있지 않아요. `sudo apt-get install docker.io`로 설치해 주세요.\n"
@@ -139,13 +121,6 @@ def require_docker() -> None:
         raise ImageError("Docker 엔진(dockerd)이 응답하지 않아요. `sudo systemctl start docker`(또는 `sudo dockerd &`)로 "
                          "시작하고, root나 docker 그룹 계정으로 실행해 주세요.\n"
                          "The Docker daemon does not answer: start it (systemctl start docker) and run as root.")
-
-
-def image_label(tag: str) -> str | None:
-    """The inputs digest of image *tag*, or None when the image does not exist."""
-    result = _docker("image", "inspect", "--format", f'{{{{ index .Config.Labels "{INPUTS_LABEL}" }}}}', tag,
-                     check=False)
-    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def image_exists(tag: str) -> bool:

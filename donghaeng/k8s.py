@@ -47,7 +47,7 @@ def _k8s_memory(memory: str) -> str:
 def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
     """The chart's values for this lab; *placeholders* keeps that many learner-sized nodes' worth free."""
     from .containers import learner_image
-    from .images import HUB_IMAGE, IMAGE_PREFIX
+    from .image_refs import HUB_IMAGE, IMAGE_PREFIX
 
     conf, lab = settings.containers, settings.lab
     learner = conf.limits.get("learner", RoleLimits())

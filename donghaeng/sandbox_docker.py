@@ -30,7 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer, List, Unicode
 
-from .images import GRADER_IMAGE, GRADER_UID, IMAGE_PYTHON
+from .image_refs import GRADER_IMAGE, GRADER_UID, IMAGE_PYTHON
 from .sandbox_docker_helper import NAME_PREFIX, available, helper_command
 
 __all__ = ["DockerExecute", "DockerKernelManager", "available"]

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .images import GRADER_IMAGE, GRADER_UID, IMAGE_PYTHON, docker_ready, image_label
+from .image_refs import GRADER_IMAGE, GRADER_UID, IMAGE_PYTHON, docker_ready, image_label
 
 HELPER = Path("/usr/local/sbin/donghaeng-docker-kernel")
 SUDOERS = Path("/etc/sudoers.d/donghaeng-docker-kernel")

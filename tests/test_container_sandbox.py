@@ -27,7 +27,7 @@ from test_sandbox import (
 
 from donghaeng import sandbox_docker_helper
 from donghaeng.courses import CourseRunner
-from donghaeng.images import GRADER_IMAGE, IMAGE_PYTHON, docker_ready
+from donghaeng.image_refs import GRADER_IMAGE, IMAGE_PYTHON, docker_ready
 from donghaeng.settings import Settings
 
 pytestmark = pytest.mark.slow

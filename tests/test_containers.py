@@ -19,7 +19,7 @@ import pytest
 
 from donghaeng.containers import DAEMON_DOWN, remove_learners
 from donghaeng.hubconfig import internal_ports
-from donghaeng.images import LEARNER_IMAGE
+from donghaeng.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import ARTIFACTS, Lab, running_lab, start_hub, stop_hub
 

@@ -20,14 +20,8 @@ import pytest
 from rich.progress import Progress
 
 from donghaeng.containers import LABEL
-from donghaeng.images import (
-    GRADER_IMAGE,
-    HUB_IMAGE,
-    LEARNER_IMAGE,
-    Builder,
-    ImageError,
-    docker_ready,
-)
+from donghaeng.image_refs import GRADER_IMAGE, HUB_IMAGE, LEARNER_IMAGE, docker_ready
+from donghaeng.images import Builder, ImageError
 from donghaeng.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow

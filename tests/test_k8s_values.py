@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from donghaeng import k8s
-from donghaeng.images import HUB_IMAGE, LEARNER_IMAGE
+from donghaeng.image_refs import HUB_IMAGE, LEARNER_IMAGE
 from donghaeng.settings import load_settings
 
 SETTINGS = """

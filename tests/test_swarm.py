@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from donghaeng.containers import remove_learners
-from donghaeng.images import LEARNER_IMAGE
+from donghaeng.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import running_lab, stop_hub
 
