@@ -14,12 +14,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _pyproject() -> dict:
+def project_metadata() -> dict:
     """The project's metadata: versions and pins (also copied into the images, which have no dist-info)."""
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
 
-TAG = _pyproject()["version"]
+TAG = project_metadata()["version"]
 DEBIAN_IMAGE = "donghaeng/debian:bookworm"
 BASE_IMAGE = f"donghaeng/base:{TAG}"
 LEARNER_IMAGE = f"donghaeng/learner:{TAG}"
@@ -32,7 +32,7 @@ GRADER_UID = 1000  # "sandbox", who runs grading kernels in the grader image
 INPUTS_LABEL = "org.donghaeng.inputs"
 
 
-def _docker(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
+def docker_cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, **kw)
 
 
@@ -41,13 +41,13 @@ def docker_ready() -> bool:
     if not shutil.which("docker"):
         return False
     try:
-        return _docker("version", "--format", "{{.Server.Version}}", check=False, timeout=10).returncode == 0
+        return docker_cli("version", "--format", "{{.Server.Version}}", check=False, timeout=10).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
 
 def image_label(tag: str) -> str | None:
     """The inputs digest of image *tag*, or None when the image does not exist."""
-    result = _docker("image", "inspect", "--format", f'{{{{ index .Config.Labels "{INPUTS_LABEL}" }}}}', tag,
+    result = docker_cli("image", "inspect", "--format", f'{{{{ index .Config.Labels "{INPUTS_LABEL}" }}}}', tag,
                      check=False)
     return result.stdout.strip() if result.returncode == 0 else None

@@ -56,12 +56,11 @@ from .image_refs import (
     LEARNER_UID,
     REPO_ROOT,
     TAG,
-    _docker,
-    _pyproject,
+    docker_cli,
     docker_ready,
     image_label,
+    project_metadata,
 )
-
 
 IMAGES_DIR = REPO_ROOT / "images"
 BUILD_DIR = IMAGES_DIR / ".build"  # git-ignored: Debian tarball, wheelhouses, build contexts, logs
@@ -85,7 +84,7 @@ class ImageSpec:
 
 def _project_pins() -> dict[str, str]:
     """``pyproject.toml``'s dependencies by normalised name: the single list of versions."""
-    return {_normalise(re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]): dep for dep in _pyproject()["dependencies"]}
+    return {_normalise(re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]): dep for dep in project_metadata()["dependencies"]}
 
 
 def _normalise(name: str) -> str:
@@ -128,7 +127,7 @@ def image_exists(tag: str) -> bool:
 
 
 def _image_id(tag: str) -> str:
-    return _docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    return docker_cli("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
 
 
 # ----------------------------------------------------------------------------------- inputs and digests
@@ -237,7 +236,7 @@ class Builder:
         built = image_label(DEBIAN_IMAGE) != digest
         if built:
             task = self.progress.add_task(f"{DEBIAN_IMAGE}: docker import", total=None)
-            _docker("import", "--change", f"LABEL {INPUTS_LABEL}={digest}", "--change", 'CMD ["/bin/bash"]',
+            docker_cli("import", "--change", f"LABEL {INPUTS_LABEL}={digest}", "--change", 'CMD ["/bin/bash"]',
                     str(DEBIAN_TARBALL), DEBIAN_IMAGE)
             self.progress.remove_task(task)
         self._report(DEBIAN_IMAGE, built, started)
