@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from donghaeng.classstart import CULLER_SERVICE
+from donghaeng.classstart import CULLER_SERVICE, prepare_token
 from hubclient import HubUser
 from labharness import running_lab
 
@@ -67,7 +67,7 @@ def test_a_burst_queues_in_order_with_a_korean_place_and_nobody_fails(lab):
 
 def ready(lab, login: str) -> bool:
     """Is *login*'s server up (asked with the class-prepare service's token)?"""
-    token = (lab.settings.paths.state / "class-prepare-token").read_text().strip()
+    token = prepare_token(lab.settings)
     model = httpx.get(f"{lab.url}/hub/api/users/{login}", headers={"Authorization": f"token {token}"},
                       timeout=10).json()
     return bool(model.get("servers", {}).get("", {}).get("ready"))
