@@ -14,8 +14,9 @@ flood of output, network, /etc/shadow, ``rm -rf ~``, a file that is not a notebo
 3. **pipeline, all**: ``CourseRunner.autograde`` over every submission, hostile ones included.
 
 Steps 1 and 2 alternate ``--repeat`` times (default 3) so that a load spike on the machine hits both
-sides; the medians are printed.  Prints the wall times, the ratio plain / pipeline on the same set, and whether every non-hostile
-score is identical between plain nbgrader and the pipeline (exit 1 if not).
+sides; the medians are printed.  Prints the wall times, the ratio plain / pipeline on the same set,
+and whether every non-hostile score is identical between plain nbgrader and the pipeline (exit 1 if
+not).
 """
 
 from __future__ import annotations

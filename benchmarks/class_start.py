@@ -1,11 +1,11 @@
 """Class start: N learners at once, cold (servers started by the burst) and warm (prepared before class).
 
-Baseline: one cold spawn in this same run (median of three).  Then for each N: *cold* — N servers requested at once
-(the hub's queue starts ``spawn_concurrency`` at a time); *warm* — the servers are prepared (as
-``donghaeng class prepare`` or the scheduled class start does), and N learners log in together until
-their server answers: first as on the first day (initial password, then a password of their own),
-then as on any later day.  Prints p50/p95, failures and the ratio p95/baseline; in docker mode also memory per
-idle learner container and learners per 24 GiB VM.  Loopback only; each burst is bounded in time.
+Baseline: one cold spawn in this same run (median of three).  Then for each N: *cold* — N servers
+requested at once (the hub's queue starts ``spawn_concurrency`` at a time); *warm* — the servers are
+prepared (as ``donghaeng class prepare`` or the scheduled class start does), and N learners log in
+together until their server answers: first as on the first day (initial password, then a password
+of their own), then as on any later day.  Prints p50/p95, failures and the ratio p95/baseline; in
+docker mode also memory per idle learner container and learners per 24 GiB VM.  Loopback only; each burst is bounded in time.
 
 Run as root from the repo:  /opt/donghaeng/venv/bin/python benchmarks/class_start.py [--mode docker|local]
 """

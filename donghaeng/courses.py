@@ -321,9 +321,9 @@ class CourseRunner:
                   force: bool = False, workers: int | None = None) -> StepResult:
         """Autograde each collected submission on its own, so one broken notebook stops no one else.
 
-        Submissions are graded ``workers`` at a time (default: :meth:`workers`) by long-lived nbgrader processes (:class:`GradingWorker`), each submission by its
-        own ``Autograde`` converter in a sandboxed kernel.  A submission already graded after its
-        last change is skipped unless *force*.
+        Submissions are graded ``workers`` at a time (default: :meth:`workers`) by long-lived nbgrader
+        processes (:class:`GradingWorker`), each submission by its own ``Autograde`` converter in a
+        sandboxed kernel.  A submission already graded after its last change is skipped unless *force*.
 
         Submissions that are too big, empty, not notebooks or wrongly named are refused before
         nbgrader sees them and get zero in the gradebook.  Every finished submission leaves a record

@@ -7,7 +7,7 @@ own :class:`~nbgrader.converters.Autograde` converter has graded that student's 
 as ``nbgrader autograde ASSIGNMENT --student ID --force`` would (same config files, preprocessors
 and gradebook).
 
-Why a worker: a fresh ``nbgrader`` process costs about 2.4 s of CPU in imports alone, more than
+Why a worker: a fresh ``nbgrader`` process costs about 1.5 s of CPU in imports alone, more than
 grading a short notebook; a pool of workers pays it once per worker rather than once per learner.
 Each submission still gets its own converter, its own sandboxed kernel and its own log.
 """
