@@ -63,8 +63,9 @@ if os.environ.get("DONGHAENG_AUTOGRADE_SANDBOX", "1") != "0":
         SaveAutoGrades,
     )
 
-    from donghaeng.sandbox import LimitOutputSize, SandboxExecute
     from donghaeng import sandbox_docker
+    from donghaeng.grading.twophase import DockerTwoPhaseExecute, SandboxTwoPhaseExecute
+    from donghaeng.sandbox import LimitOutputSize
 
     # lab.toml's autograde_sandbox: "docker" (a throw-away container of the grader image), "process"
     # (donghaeng.sandbox) or "auto" (docker when the engine answers and the grader image exists).
@@ -75,9 +76,11 @@ if os.environ.get("DONGHAENG_AUTOGRADE_SANDBOX", "1") != "0":
               "`sudo donghaeng images build grader`로 만들어 주세요. / the Docker sandbox is not available: "
               "build it with `donghaeng images build grader`.", file=sys.stderr)
         sys.exit(2)
-    # nbgrader's default autograde_preprocessors, with the sandboxed Execute and a size-capped LimitOutput.
+    # nbgrader's default autograde_preprocessors, with a sandboxed two-phase Execute (hidden tests run
+    # in a clean process, never in the learner's kernel: donghaeng.grading.twophase) and a
+    # size-capped LimitOutput.
     c.Autograde.autograde_preprocessors = [
-        sandbox_docker.DockerExecute if _in_docker else SandboxExecute, IgnorePattern,
+        DockerTwoPhaseExecute if _in_docker else SandboxTwoPhaseExecute, IgnorePattern,
         ClearMetadataPreprocessor, LimitOutputSize, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
     ]
     for _manager in (c.SandboxKernelManager, c.DockerKernelManager):
@@ -94,6 +97,18 @@ c.LimitOutput.max_traceback = 100
 c.LimitOutputSize.max_chars = _env_int("DONGHAENG_AUTOGRADE_OUTPUT_CHARS", 100_000)
 
 # --- Cells a learner deleted or changed -------------------------------------------------------
+# nbgrader's sanitize steps, with an OverwriteCells that compares a locked cell with what learners
+# received (hidden tests removed), so only a real edit is reported (nbgrader #1961).
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, OverwriteKernelspec,
+)
+
+from donghaeng.grading.preprocessors import HideTestsInFeedback, ReleasedOverwriteCells  # noqa: E402
+
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, ReleasedOverwriteCells, CheckCellMetadata,
+]
 # nbgrader puts changed locked cells back from the gradebook (checksums); deleted grade cells are
 # added back too, so deleting a test cell never earns its points.  The note is Korean
 # (donghaeng.grading.submissions.RESTORED_MARK finds it to explain the score).
@@ -107,6 +122,9 @@ c.ClearSolutions.code_stub = {"python": "# 여기에 답을 써 주세요\nraise
 c.ClearSolutions.text_stub = "여기에 답을 써 주세요."
 
 # --- Korean feedback page ------------------------------------------------------------------------
+# Learners' feedback shows each test's outputs (Korean lines), never its code: nbgrader's feedback
+# prints hidden tests and their right answers (nbgrader #917).
+c.GenerateFeedback.preprocessors = [GetGrades, HideTestsInFeedback, CSSHTMLHeaderPreprocessor]
 # graders/templates/donghaeng_feedback extends nbgrader's own "feedback" template (see the .j2 file).
 # Setting extra_template_basedirs stops nbgrader from adding its template folder itself, so it is
 # listed here as well.
