@@ -47,7 +47,7 @@ def grader_services(settings: Settings) -> list[dict]:
     ports = internal_ports(settings)
     services = []
     for course in settings.courses:
-        services.append(managed_service(
+        service = managed_service(
             settings, course.grader_user, ports[course.id], "donghaeng.grader_server",
             user=course.grader_user, cwd=str(settings.paths.course_dir(course.id)),
             oauth_no_confirm=True, display=True,
@@ -57,7 +57,10 @@ def grader_services(settings: Settings) -> list[dict]:
                 "JUPYTER_CONFIG_PATH": str(settings.paths.jupyter_config),
                 "DONGHAENG_AUTOGRADE_TIMEOUT": str(settings.lab.autograde_timeout),
             },
-        ))
+        )
+        # Trainers work there as the grader account, whose folders root reads: no shell for them.
+        service["command"] = [*service["command"], "--ServerApp.terminals_enabled=False"]
+        services.append(service)
     return services
 
 

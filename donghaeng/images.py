@@ -98,9 +98,10 @@ SPECS = {
         p for p in _PINS if p not in {_MODEL_PACKAGE, "dockerspawner", "jupyterhub-idle-culler"}), uid=LEARNER_UID),
     # What grading kernels import: the toolkit's runtime (widgets, answers, tiny trainer, plots) and the
     # custom graders with their rubrics (donghaeng.grading reads graders/rubrics, validated by pydantic).
+    # Never the calibration master grades: learners' code runs in these kernels.
     "grader": ImageSpec("grader", GRADER_IMAGE, ("ipykernel", "ipywidgets", "nbformat", "torch", "matplotlib",
                                                  "httpx", "pydantic"), uid=GRADER_UID,
-                        sources=("donghaeng", "pyproject.toml", "graders")),
+                        sources=("donghaeng", "pyproject.toml", "graders/rubrics")),
     "hub": ImageSpec("hub", HUB_IMAGE, tuple(p for p in _PINS if p not in {_MODEL_PACKAGE, "torch", "transformers",
                                                                           "gguf"}),
                      sources=("donghaeng", "pyproject.toml", "hub", "graders", "assignments"), node_modules=True),

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .checkout import ensure_services_group, share_with_services
 from .glossary import kernel_help_config
 from .settings import REPO_ROOT, Settings
 
@@ -37,12 +38,13 @@ def write_shared_config(settings: Settings) -> None:
         "c.ExchangeSubmit.strict = True\n"
         "c.Authenticator.plugin_class = CohortAuthPlugin\n",
     )
-    # The grading policy ships in graders/; copy it where grader accounts can read it.
+    # The grading policy ships in graders/; copy it where grader accounts (not learners) can read it.
+    # The calibration master grades stay in the checkout, root's only (donghaeng.checkout).
     dest = paths.root / "graders"
+    shutil.rmtree(dest / "calibration", ignore_errors=True)  # put here by earlier versions
     shutil.copytree(GRADERS_SRC, dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [dest, *dest.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+                    ignore=shutil.ignore_patterns("__pycache__", "calibration"))
+    share_with_services(dest, ensure_services_group())
 
 
 # Instructor tools and developer tools a learner never needs: not loaded in learners' JupyterLab.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .checkout import protect_checkout
 from .cohort import Cohort, ImportReport, write_password_file
 from .courses import CourseRunner, prepare_exchange
 from .jupyter_config import write_lab_overrides, write_learner_config, write_shared_config
@@ -45,6 +46,7 @@ def prepare_lab(settings: Settings, demo: bool) -> ImportReport | None:
     if os.geteuid() != 0:
         raise ProvisionError("관리자(root) 권한이 필요해요: sudo로 실행해 주세요. / Run as root.")
     paths = settings.paths
+    protect_checkout()  # again at every start: files git added since must not be readable by learners
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.root.chmod(0o755)
     paths.state.mkdir(exist_ok=True, mode=0o700)

@@ -374,12 +374,13 @@ OTHER_PLAN = {
 # (assignment, test cell, the learner's variables, saved widget answers (from the answer key), passes?, message words)
 VARIANTS = [
     ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 4, "B": 2, "C": 2, "D": 3, "E": 5}}, None, True, ""),
+    # calibration feedback says how many answers are far off, never a master score
     ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 5, "B": 1, "C": 5, "D": 2, "E": 4}}, None, False,
-     "답안 C: 내 점수 5점은 기준 점수보다 2점 높아요"),
+     "다섯 답안 가운데 1개가 기준 점수와 2점 이상"),
     ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 2, "B": 1, "C": 3, "D": 0, "E": 4}}, None, False,
-     "답안 A: 내 점수 2점은 기준 점수보다 3점 낮아요"),
+     "다섯 답안 가운데 2개가"),
     ("t3-grading-calibration", "t3-q2-test", {"b_breakdown": {"맡길 일": 2, "조심할 점": 0, "내 일과 연결": 0}}, None,
-     False, "막연해서 1점"),
+     False, "기준 점수와 다른 기준: 맡길 일."),
     ("m3-prompting", "m3-q3-test", {"few_shot_prompt": OTHER_FEW_SHOT}, None, True, ""),
     ("m3-prompting", "m3-q3-test", {"few_shot_prompt": OTHER_FEW_SHOT.replace("내일도", "(첫 번째 답장 예시를 써요)")},
      None, False, "괄호로 된 안내 글"),
@@ -498,6 +499,11 @@ def nbgrader(root: Path, *args: str) -> str:
     return output
 
 
+# Every later cell that mentions `assert` becomes `pass` in the learner's kernel.
+FORGERY = ("get_ipython().input_transformers_cleanup.append("
+           "lambda L: ['pass\\n'] if any('assert' in l for l in L) else L)")
+
+
 def fill_solutions(source_nb: Path, release_nb: Path, dest: Path) -> None:
     """Write the release notebook with every solution cell's source taken from the source notebook."""
     source = {nbg_meta(c)["grade_id"]: c for c in read_nb(source_nb).cells if nbg_meta(c)}
@@ -585,6 +591,13 @@ def course_roots(tmp_path_factory) -> dict[str, Path]:
         fill_solutions(nb.path, release, wrong / release.name)
         click_through(nb, wrong, wrong_choices=True)
 
+        forger = root / "submitted" / "forger" / nb.assignment  # nothing answered, wrong clicks, one trick
+        notebook = nbformat.read(release, as_version=4)
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(FORGERY))  # a cell the learner added
+        forger.mkdir(parents=True)
+        nbformat.write(notebook, forger / release.name)
+        click_through(nb, forger, wrong_choices=True)
+
     each_course(lambda item: nbgrader(item[1], "autograde", "*"))
     for course, root in roots.items():
         grade_by_hand(root, course)
@@ -642,6 +655,13 @@ def test_autograde_gives_full_points_to_correct_and_zero_to_empty(graded: Graded
     for cell in graded.autograded("good").cells:
         for output in cell.get("outputs", []):
             assert output.output_type != "error", (nbg_meta(cell).get("grade_id"), output.get("evalue"))
+
+
+@pytest.mark.slow
+def test_a_kernel_trick_earns_no_points(graded: Graded):
+    """The issue's probe: with it, stock nbgrader turned every later test into `pass` (m1: 4/9)."""
+    with graded.gradebook() as gb:
+        assert gb.find_submission(graded.nb.assignment, "forger").code_score == 0
 
 
 @pytest.mark.slow

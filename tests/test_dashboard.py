@@ -284,7 +284,10 @@ def test_candidate_calibrates_and_the_kappa_is_stored(cohort, users):
     assert done.status_code == 200, done.text
     expected = calibration.cohen_kappa([1 if s.id == "s1" else s.master for s in rubric.samples],
                                        [s.master for s in rubric.samples], rubric.scores)
-    assert f"{expected:.2f}" in done.text and "8개 중 7개" in done.text
+    assert f"{expected:.2f}" in done.text and "예시 8개" in done.text
+    # only the agreement figure: no master grade or master's note per sample (kappa = 1 on the next try)
+    assert "마스터 점수" not in done.text.replace("마스터 점수는 보여 드리지 않아요", "")
+    assert not any(s.note and s.note in done.text for s in rubric.samples)
     assert calibration_kappa(cohort.settings, candidate.name) == pytest.approx(expected)
     no_xsrf = candidate.http.post(f"{DASH}/calibration/ttt-reflection", data=grades)
     assert no_xsrf.status_code == 403

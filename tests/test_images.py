@@ -74,6 +74,13 @@ def test_learner_image_runs_singleuser_speaks_korean_and_has_no_model_file():
     assert (locale, fonts, torch_version) == ("ko_KR", "True", "2.13.0+cpu") and uid != "0"
     models = docker_run(LEARNER_IMAGE, "find", "/", "-xdev", "-name", "*.gguf")
     assert models.stdout.strip() == ""  # learners use the hub's model service
+    # nothing that grades a learner: no answer keys, sources with hidden tests, rubrics or calibration
+    graders = docker_run(LEARNER_IMAGE, "find", "/", "-xdev", "(", "-name", "answer-keys", "-o", "-name", "graders",
+                         "-o", "-name", "calibration", "-o", "-name", "rubrics", "-o", "-name", "*.ipynb", ")",
+                         "-not", "-path", "/opt/donghaeng/venv/*")
+    assert graders.stdout.strip() == "", graders.stdout
+    hidden = docker_run(LEARNER_IMAGE, "grep", "-rlI", "MASTER_SCORES\\|answer-keys/", "/opt/donghaeng/src")
+    assert hidden.stdout.strip() == "", hidden.stdout
 
 
 def hub_settings(folder: Path) -> Path:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nbgrader.api import Gradebook
-
 from ..cohort import Cohort
+from ..courses import gradebook_snapshot
 from ..settings import Settings
 from .policy import Level, Policy, load_policy
 from .store import Certificate, Store
@@ -46,12 +45,11 @@ class LearnerStatus:
 
 def read_gradebook(settings: Settings, course: str) -> tuple[dict[str, float], dict[str, dict[str, Score]]]:
     """(max score per released assignment, student -> assignment -> score) of one course's gradebook."""
-    path = settings.paths.course_dir(course) / "gradebook.db"
-    if not path.is_file():  # nothing released yet; never create a gradebook here
-        return {}, {}
     maxima: dict[str, float] = {}
     scores: dict[str, dict[str, Score]] = {}
-    with Gradebook(f"sqlite:///{path}", course_id=course) as gb:
+    with gradebook_snapshot(settings, course) as gb:
+        if gb is None:  # nothing released yet
+            return {}, {}
         for assignment in gb.assignments:
             maxima[assignment.name] = assignment.max_score
             for sub in assignment.submissions:

@@ -15,12 +15,14 @@ def prepare(settings: Settings) -> None:
     if os.geteuid() != 0:
         return
     from ..accounts import ensure_system_user
+    from ..checkout import add_to_services
     from .credential import ensure_key, public_dir, publish_status_list, status_list_file
     from .gate import ensure_token
     from .store import Store, now
 
     lab = settings.lab
     ensure_system_user(settings.certification.account, lab.learner_group, lab.home_root)
+    add_to_services(settings.certification.account)  # it reads lab.toml in the private checkout
     settings.paths.root.mkdir(parents=True, exist_ok=True)
     key = ensure_key(settings)
     ensure_token(settings)

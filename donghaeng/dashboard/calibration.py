@@ -1,7 +1,8 @@
 """Rubric calibration for the TTT track: a trainer candidate grades sample answers whose master grades
 are known, and their agreement is measured with Cohen's kappa.
 
-The samples live in ``graders/calibration/*.toml`` (one rubric set per file, readable by trainers).
+The samples live in ``graders/calibration/*.toml`` (one rubric set per file, readable by root only: this
+service grades against them, and a candidate sees only the agreement figure, never a master grade).
 Grades are ordinal rubric levels, so agreement is the **quadratic-weighted** Cohen's kappa: a grade one
 level off counts as a small disagreement, two levels off as a large one.  Results are stored in the
 certification database (``state/certification.sqlite``, table ``calibration``, schema owned by
@@ -40,7 +41,8 @@ class Sample(_Strict):
     prompt: str = Field(description="The task the learner was given.")
     answer: str = Field(description="The learner's answer the candidate grades.")
     master: int = Field(description="The master trainers' grade (one of the levels' scores).")
-    note: str = Field(default="", description="Why the master grade is what it is (shown after grading).")
+    note: str = Field(default="", description="Why the master grade is what it is (for master trainers; never shown "
+                                          "to candidates, who see only their kappa).")
 
 
 class RubricSet(_Strict):
@@ -128,9 +130,7 @@ class Result:
     rubric: str
     kappa: float
     weighting: str
-    exact: int  # samples graded exactly like the master
-    total: int
-    grades: dict[str, int]
+    total: int  # samples graded; candidates see only the kappa, never a master grade
 
     @property
     def label(self) -> str:
@@ -147,9 +147,7 @@ def grade(rubric: RubricSet, login: str, grades: dict[str, int]) -> Result:
         raise CalibrationError(f"루브릭에 없는 점수예요: {', '.join(wrong)}")
     mine = [grades[s.id] for s in rubric.samples]
     master = [s.master for s in rubric.samples]
-    return Result(login, rubric.id, cohen_kappa(mine, master, rubric.scores), WEIGHTING,
-                  sum(x == y for x, y in zip(mine, master)), len(master),
-                  {s.id: grades[s.id] for s in rubric.samples})
+    return Result(login, rubric.id, cohen_kappa(mine, master, rubric.scores), WEIGHTING, len(master))
 
 
 def record(settings: Settings, result: Result, recorded_by: str) -> None:

@@ -14,10 +14,11 @@ from enum import Enum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from nbgrader.api import Gradebook
 from nbgrader.utils import notebook_hash
 
+from .. import safe_fs
 from ..cohort import Cohort
+from ..courses import gradebook_snapshot
 from ..roster import Person
 from ..settings import Course, Settings
 
@@ -139,7 +140,11 @@ def released_feedback(settings: Settings, course_id: str) -> set[tuple[str, str]
     pairs = set()
     for secret_file in feedback_root.glob("*/*/submission_secret.txt"):
         folder = secret_file.parent
-        secret = secret_file.read_text(encoding="utf-8")
+        try:  # the grader account's folder: no link is followed, no FIFO opened
+            secret = safe_fs.read_text(settings.paths.courses, secret_file.relative_to(settings.paths.courses),
+                                       limit=4096)
+        except (OSError, UnicodeDecodeError):
+            continue
         for html in folder.glob("*.html"):
             if notebook_hash(secret=secret, notebook_id=html.stem) in released:
                 pairs.add((folder.parent.name, folder.name))
@@ -149,11 +154,10 @@ def released_feedback(settings: Settings, course_id: str) -> set[tuple[str, str]
 def _gradebook_cells(settings: Settings, course_id: str) -> tuple[list[str], dict[tuple[str, str], Cell]]:
     """Assignments known to the gradebook and each graded submission's cell; an absent gradebook is
     never created here (it belongs to the course's grader account)."""
-    db = settings.paths.course_dir(course_id) / "gradebook.db"
-    if not db.is_file():
-        return [], {}
     cells: dict[tuple[str, str], Cell] = {}
-    with Gradebook(f"sqlite:///{db}", course_id=course_id) as gb:
+    with gradebook_snapshot(settings, course_id) as gb:
+        if gb is None:
+            return [], {}
         names = [a.name for a in gb.assignments]
         for name in names:
             for sub in gb.assignment_submissions(name):

@@ -31,7 +31,7 @@ from ..cohort import Cohort
 from ..help import HelpDesk
 from ..settings import Settings, load_settings
 from .notices import READ_DB, ReadNotices, memory_kill
-from .progress import course_progress, deadline, feedback_file
+from .progress import course_progress, deadline, feedback_html
 from .schedule import korean_time
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -112,12 +112,12 @@ class FeedbackHandler(HomeHandler):
         mine, _, _ = await self.courses()
         if course_id not in {c.id for c in mine}:
             raise web.HTTPError(404)
-        path = await asyncio.to_thread(feedback_file, self.lab, course_id, self.current_user["name"],
+        html = await asyncio.to_thread(feedback_html, self.lab, course_id, self.current_user["name"],
                                        assignment, notebook)
-        if path is None:
+        if html is None:
             raise web.HTTPError(404)
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(path.read_bytes())
+        self.finish(html)
 
 
 class MemoryNoticeReadHandler(HomeHandler):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from nbgrader.utils import notebook_hash, parse_utc
 
+from .. import safe_fs
+from ..courses import gradebook_snapshot
 from ..settings import Course, Settings
 from .schedule import Module, load_schedule
 
@@ -75,10 +77,19 @@ def submissions(settings: Settings, course_id: str, student: str, assignment: st
     inbound = settings.paths.exchange / course_id / "inbound"
     found = []
     for path in inbound.glob(f"{student}+{assignment}+*") if inbound.is_dir() else ():
-        stamp = path / "timestamp.txt"
-        if stamp.is_file():
-            found.append(Submission(_utc(parse_utc(stamp.read_text().strip())), path))
+        stamp = _exchange_text(settings, path / "timestamp.txt")
+        if stamp is not None:
+            found.append(Submission(_utc(parse_utc(stamp.strip())), path))
     return sorted(found, key=lambda s: s.timestamp)
+
+
+def _exchange_text(settings: Settings, path: Path) -> str | None:
+    """A small text file in the exchange, read without following a link or opening a FIFO (its folders
+    belong to graders and learners); None when it is missing or not a plain file."""
+    try:
+        return safe_fs.read_text(settings.paths.exchange, path.relative_to(settings.paths.exchange), limit=4096)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def learner_folder(settings: Settings, student: str, course_id: str, assignment: str) -> Path | None:
@@ -90,34 +101,34 @@ def learner_folder(settings: Settings, student: str, course_id: str, assignment:
 
 
 def _feedback(settings: Settings, course_id: str, submission: Submission, notebooks: list[str]) -> list[str]:
-    secret_file = submission.path / "submission_secret.txt"
-    if not secret_file.is_file():
+    secret = _exchange_text(settings, submission.path / "submission_secret.txt")
+    if secret is None:
         return []
-    secret = secret_file.read_text()
     folder = settings.paths.exchange / course_id / "feedback"
     return [nb for nb in notebooks if (folder / f"{notebook_hash(secret=secret, notebook_id=nb)}.html").is_file()]
 
 
-def feedback_file(settings: Settings, course_id: str, student: str, assignment: str, notebook: str) -> Path | None:
+def feedback_html(settings: Settings, course_id: str, student: str, assignment: str, notebook: str) -> bytes | None:
     """The released feedback HTML of the learner's latest submission that has feedback for *notebook*."""
-    folder = settings.paths.exchange / course_id / "feedback"
     for submission in reversed(submissions(settings, course_id, student, assignment)):
-        if _feedback(settings, course_id, submission, [notebook]):
-            secret = (submission.path / "submission_secret.txt").read_text()
-            return folder / f"{notebook_hash(secret=secret, notebook_id=notebook)}.html"
+        secret = _exchange_text(settings, submission.path / "submission_secret.txt")
+        if secret is None:
+            continue
+        name = f"{course_id}/feedback/{notebook_hash(secret=secret, notebook_id=notebook)}.html"
+        try:
+            return safe_fs.read_bytes(settings.paths.exchange, name)
+        except OSError:
+            continue
     return None
 
 
 def _grades(settings: Settings, course_id: str, student: str) -> dict[str, tuple[datetime | None, float, float, datetime | None]]:
     """assignment -> (graded submission's time, score, max score, duedate) from the course gradebook."""
-    db = settings.paths.course_dir(course_id) / "gradebook.db"
-    if not db.is_file():
-        return {}
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     grades = {}
-    with Gradebook(f"sqlite:///{db}", course_id=course_id) as gb:
-        for assignment in gb.assignments:
+    with gradebook_snapshot(settings, course_id) as gb:
+        for assignment in gb.assignments if gb is not None else ():
             try:
                 sub = gb.find_submission(assignment.name, student)
             except MissingEntry:
@@ -136,12 +147,11 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def deadline(settings: Settings, course: Course, assignment: str) -> datetime | None:
     """nbgrader's duedate (a trainer may have moved it) or else the schedule's deadline."""
-    db_due = None
-    db = settings.paths.course_dir(course.id) / "gradebook.db"
-    if db.is_file():
-        from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-        with Gradebook(f"sqlite:///{db}", course_id=course.id) as gb:
+    db_due = None
+    with gradebook_snapshot(settings, course.id) as gb:
+        if gb is not None:
             try:
                 db_due = gb.find_assignment(assignment).duedate
             except MissingEntry:
