@@ -591,12 +591,14 @@ def course_roots(tmp_path_factory) -> dict[str, Path]:
         fill_solutions(nb.path, release, wrong / release.name)
         click_through(nb, wrong, wrong_choices=True)
 
-        forger = root / "submitted" / "forger" / nb.assignment  # nothing answered, wrong clicks, one trick
-        notebook = nbformat.read(release, as_version=4)
-        notebook.cells.insert(0, nbformat.v4.new_code_cell(FORGERY))  # a cell the learner added
-        forger.mkdir(parents=True)
-        nbformat.write(notebook, forger / release.name)
-        click_through(nb, forger, wrong_choices=True)
+        # nothing typed and wrong clicks, once as is and once with a kernel trick in a cell of their own
+        for student, tricks in (("clicks", []), ("forger", [nbformat.v4.new_code_cell(FORGERY)])):
+            folder = root / "submitted" / student / nb.assignment
+            notebook = nbformat.read(release, as_version=4)
+            notebook.cells[:0] = tricks
+            folder.mkdir(parents=True)
+            nbformat.write(notebook, folder / release.name)
+            click_through(nb, folder, wrong_choices=True)
 
     each_course(lambda item: nbgrader(item[1], "autograde", "*"))
     for course, root in roots.items():
@@ -661,7 +663,12 @@ def test_autograde_gives_full_points_to_correct_and_zero_to_empty(graded: Graded
 def test_a_kernel_trick_earns_no_points(graded: Graded):
     """The issue's probe: with it, stock nbgrader turned every later test into `pass` (m1: 4/9)."""
     with graded.gradebook() as gb:
-        assert gb.find_submission(graded.nb.assignment, "forger").code_score == 0
+        def grades(student: str) -> dict[str, float]:
+            notebook = gb.find_submission_notebook(graded.nb.name, graded.nb.assignment, student)
+            return {grade.name: grade.auto_score for grade in notebook.grades}
+
+        assert grades("forger") == grades("clicks")
+        assert gb.find_submission(graded.nb.assignment, "forger").code_score < points(graded.nb)[0]
 
 
 @pytest.mark.slow

@@ -59,6 +59,9 @@ FORGERIES = {
     "rewrite_answers": ("import json\njson.dump({'hw1.q1': " + repr(RIGHT_CHOICE) + "}, "
                         f"open({ANSWERS_FILE!r}, 'w'), ensure_ascii=False)"),
     "patch_loader": ("import donghaeng.answers as a\na.load_answer = lambda *args, **kw: " + repr(RIGHT_CHOICE)),
+    "rewrite_notebook": (f"open({NOTEBOOK + '.ipynb'!r}, 'w').write('{{\"cells\": []}}')"),
+    # a value that never finishes saying what it is: the question times out, that test fails
+    "stuck_repr": "class Stuck:\n    def __repr__(self):\n        while True:\n            pass\ntokens = Stuck()",
     "sys_modules": ("import sys, types\nfake = types.ModuleType('donghaeng.answers')\n"
                     f"fake.load_answer = lambda *a, **k: {RIGHT_CHOICE!r}\nsys.modules['donghaeng.answers'] = fake"),
 }
@@ -133,8 +136,11 @@ def test_forgeries_earn_nothing_beyond_the_answers(graded):
 def test_right_answers_keep_full_marks_whatever_else_the_code_did(graded):
     runner, _result = graded
     got = scores(runner)
-    # always_equal replaces the right add and tokens by forged objects: only the saved choice still counts
-    expected = {name: (CELLS["test_choice"][1] if name == "always_equal" else FULL) for name in FORGERIES}
+    # always_equal replaces the right add and tokens by forged objects (only the saved choice still
+    # counts); stuck_repr replaces tokens by an object that never says its value
+    expected = {name: FULL for name in FORGERIES}
+    expected["always_equal"] = CELLS["test_choice"][1]
+    expected["stuck_repr"] = FULL - CELLS["test_tokens"][1]
     assert {name: got[f"honest-{name}"] for name in FORGERIES} == expected
 
 

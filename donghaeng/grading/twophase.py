@@ -38,6 +38,7 @@ import subprocess
 import sys
 from typing import Any
 
+from jupyter_core.utils import run_sync
 from nbformat import NotebookNode, from_dict
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute
@@ -203,7 +204,7 @@ class TwoPhaseExecute(Execute):
     def _interrupt(self) -> None:
         try:
             if self.km is not None:
-                self.km.interrupt_kernel()
+                run_sync(self.km.interrupt_kernel)()
         except Exception:  # noqa: BLE001 - an interrupt is a courtesy for the next cell
             pass
 
