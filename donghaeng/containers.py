@@ -221,12 +221,7 @@ def _common(c, settings: Settings, spawner: str) -> None:
     s.image = learner_image(settings)
     s.cmd = [f"{IMAGE_PREFIX}/bin/jupyterhub-singleuser"]
     s.notebook_dir = HOME
-    s.volumes = {
-        conf.volume_name: HOME,
-        # nbgrader's exchange at the same path as on the host: the host's permissions (sticky root,
-        # grader-owned outbound, unlistable inbound, random submission names) keep learners apart
-        str(paths.exchange): str(paths.exchange),
-    }
+    s.volumes = {conf.volume_name: HOME}  # nbgrader's exchange is a hub service reached over HTTP
     shared = (paths.jupyter_config, paths.learner_config, paths.solutions)
     for folder in shared:  # Swarm, unlike `docker run`, refuses a bind mount whose source is missing
         folder.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -291,16 +286,17 @@ def remove_learners(settings: Settings, logins: list[str]) -> None:
 
 
 def _serve_on(c, ip: str) -> None:
-    """Move the services learners' servers call (model, learner home) from loopback to *ip*, where
+    """Move the services learners' servers call (model, learner home, exchange) from loopback to *ip*, where
     learners' containers can reach them."""
+    from .exchange.hub import SERVICE_NAME as EXCHANGE, URL_ENV as EXCHANGE_URL
     from .home.hub import SERVICE_NAME as HOME
     from .modelservice.hub import SERVICE_NAME as MODEL
 
     for spec in c.JupyterHub.services:
-        if spec["name"] in (MODEL, HOME):
+        if spec["name"] in (MODEL, HOME, EXCHANGE):
             spec["url"] = spec["url"].replace("127.0.0.1", ip)
     env = c.Spawner.environment
-    for name in ("DONGHAENG_MODEL_URL", "DONGHAENG_HOME_URL"):
+    for name in ("DONGHAENG_MODEL_URL", "DONGHAENG_HOME_URL", EXCHANGE_URL):
         if name in env:
             env[name] = env[name].replace("127.0.0.1", ip)
 

@@ -35,6 +35,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from . import safe_fs
 from .accounts import ensure_system_user
 from .checkout import add_to_services, services_gid
+from .exchange import hub as exchange_hub
 from .grading.submissions import diagnose, failure_reason, fingerprint, refusal
 from .home.schedule import load_schedule, nbgrader_duedate
 from .roster import Person
@@ -50,7 +51,7 @@ c.CourseDirectory.course_id = {course_id!r}
 # The course folder already scopes the grader to one course; learners' course lists come from
 # their hub groups (CohortAuthPlugin in the shared config).
 c.Authenticator.plugin_class = "nbgrader.auth.base.NoAuthPlugin"
-"""
+{exchange}"""
 
 
 class NbgraderError(Exception):
@@ -100,9 +101,8 @@ def autograde_failed(ok: bool, log: str) -> bool:
 
 
 def prepare_exchange(settings: Settings) -> None:
-    """nbgrader's exchange must be writable by every account; the sticky bit protects each course."""
-    settings.paths.exchange.mkdir(parents=True, exist_ok=True)
-    settings.paths.exchange.chmod(0o1777)
+    """The exchange service's private folder and account, and each grader's token (donghaeng.exchange)."""
+    exchange_hub.prepare(settings)
 
 
 class GradingWorker:
@@ -183,6 +183,7 @@ class CourseRunner:
         safe_fs.write_text(self.root, "nbgrader_config.py", COURSE_CONFIG.format(
             policy=str(self.settings.paths.root / "graders" / "nbgrader_config.py"),
             root=str(self.root), course_id=self.course.id,
+            exchange=exchange_hub.grader_config(self.settings, self.course),
         ), owner=owner)
         source = self.settings.assignments_dir(self.course) / "source"
         if source.is_dir():

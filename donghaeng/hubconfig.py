@@ -8,17 +8,20 @@ from __future__ import annotations
 import shutil
 
 from . import classstart
+from .exchange import hub as exchange_hub
 from .roles import hub_roles
 from .services import managed_service
 from .settings import REPO_ROOT, Settings
 
 # What a learner's server token may do: nbgrader's JupyterHubAuthPlugin reads the user's own groups
-# to list their courses; everything else a server needs is in JupyterHub's defaults.
+# to list their courses; nbgrader's exchange steps call the exchange service with it; everything else
+# a server needs is in JupyterHub's defaults.
 SERVER_TOKEN_SCOPES = [
     "users:activity!user",
     "access:servers!server",
     "read:users:name!user",
     "read:users:groups!user",
+    exchange_hub.ACCESS_SCOPE,
 ]
 
 
@@ -37,7 +40,8 @@ def internal_ports(settings: Settings) -> dict[str, int]:
     """Loopback ports next to the public one: hub API, proxy API, the lab's services, one per course grader."""
     port = settings.lab.port
     ports = {"hub": port + 1, "proxy_api": port + 2, "model": port + 3,
-             "dashboard": port + 4, "home": port + 5, "certificates": port + 6, "pool": port + 7}
+             "dashboard": port + 4, "home": port + 5, "certificates": port + 6, "pool": port + 7,
+             "exchange": port + 8}
     ports.update({course.id: port + 10 + i for i, course in enumerate(settings.courses)})
     return ports
 
@@ -114,6 +118,7 @@ def apply_config(c, settings: Settings) -> None:
     c.JupyterHub.load_roles = hub_roles(settings)
     c.JupyterHub.services = grader_services(settings)
     classstart.configure(c, settings)  # spawn queue, idle culler, `donghaeng class prepare` service
+    exchange_hub.configure(c, settings, ports["exchange"])  # nbgrader's exchange (donghaeng.exchange)
 
     if settings.dashboard.enabled:  # the trainer dashboard (donghaeng.dashboard)
         from .dashboard import hub as dashboard_hub

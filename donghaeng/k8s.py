@@ -1,7 +1,7 @@
 """Kubernetes: a Zero to JupyterHub (z2jh) ``values.yaml`` generated from the same ``lab.toml``.
 
 The chart runs JupyterHub with KubeSpawner; this module only translates our settings (images, limits
-per role, idle culling, class-start placeholders, the shared nbgrader exchange, our authenticator)
+per role, idle culling, class-start placeholders, the nbgrader exchange service's address, our authenticator)
 into the chart's values, and checks them against the chart's own schema (vendored in
 ``images/k8s/``; see its README for the version).  Helm validates the user's values merged over the
 chart's defaults, so :func:`validate` does the same.
@@ -17,6 +17,7 @@ import typer
 import yaml
 
 from .classstart import cull_every
+from .exchange.hub import URL_ENV
 from .roles import hub_roles
 from .settings import REPO_ROOT, SETTINGS_ENV, RoleLimits, Settings
 
@@ -24,8 +25,8 @@ CHART_DIR = REPO_ROOT / "images" / "k8s"
 SCHEMA = CHART_DIR / "values.schema.yaml"
 CHART_DEFAULTS = CHART_DIR / "values.yaml"
 HOME = "/home/jovyan"
-EXCHANGE_CLAIM = "donghaeng-exchange"
-EXCHANGE_PATH = "/srv/donghaeng/exchange"
+#: Learners' pods reach the lab's exchange service through the chart's proxy (no shared volume).
+EXCHANGE_URL = "http://proxy-public/services/exchange/"
 HUB_STATE = "/srv/jupyterhub"  # the chart's hub volume (hub.db.type = sqlite-pvc)
 
 # Read by the hub pod (hub.extraConfig): per-role limits via KubeSpawner's pre_spawn_hook.
@@ -84,11 +85,8 @@ def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
                 "type": "dynamic",
                 "capacity": "2Gi",
                 "homeMountPath": HOME,
-                # nbgrader's exchange: one ReadWriteMany claim shared by learners and graders
-                "extraVolumes": [{"name": "exchange", "persistentVolumeClaim": {"claimName": EXCHANGE_CLAIM}}],
-                "extraVolumeMounts": [{"name": "exchange", "mountPath": EXCHANGE_PATH}],
             },
-            "extraEnv": {"LANG": "C.UTF-8"},
+            "extraEnv": {"LANG": "C.UTF-8", URL_ENV: EXCHANGE_URL},
             "networkPolicy": {
                 "enabled": True,
                 "egressAllowRules": {"nonPrivateIPs": conf.allow_internet, "privateIPs": False,

@@ -1,8 +1,9 @@
 """Jupyter server extension in learners' servers: open a module, submit it, restore the original, ask for help.
 
-Everything runs inside the learner's own server, so nbgrader's exchange sees the learner's own account
-(the student id) and files keep their owner.  Fetching and submitting go through nbgrader's configured
-exchange classes (``ExchangeFactory``), the same ones ``nbgrader fetch_assignment``/``submit`` use.
+Everything runs inside the learner's own server, with the server's hub token: the exchange service
+(``donghaeng.exchange``) knows the learner by it and keeps the released files and submissions.  Fetching,
+listing and submitting go through nbgrader's configured exchange classes (``ExchangeFactory``), the same
+ones ``nbgrader fetch_assignment``/``submit`` use.
 
 Routes (under the server's base URL):
 
@@ -23,6 +24,9 @@ import json
 import os
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -49,7 +53,7 @@ MSG_MISSING_CELLS = ("'{name}'에서 문제 칸 {count}개가 지워졌어요. �
 MSG_MISSING_NOTEBOOK = "'{name}' 노트북이 없어요. '원래대로 되돌리기'를 누르면 다시 받을 수 있어요."
 MSG_LATE = "마감({deadline})이 지나서 제출할 수 없어요. 작업은 그대로 저장되어 있어요. '도움 요청'으로 강사님께 알려 주세요."
 MSG_NO_ACCESS = "이 과정의 학습자로 등록되어 있지 않아요. 강사님께 알려 주세요."
-MSG_EXCHANGE = "과제를 주고받는 폴더에 문제가 생겼어요. 잠시 뒤 다시 해 보고, 계속되면 강사님께 알려 주세요."
+MSG_EXCHANGE = "과제를 주고받는 서비스에 문제가 생겼어요. 잠시 뒤 다시 해 보고, 계속되면 강사님께 알려 주세요."
 MSG_HELP_DOWN = "도움 요청을 보내지 못했어요. 손을 들어 강사님을 불러 주세요."
 
 
@@ -88,17 +92,19 @@ def _exchange_app(kind: str, root: Path, course: str, assignment: str, **traits)
                config=config, **traits)
 
 
-def _run_exchange(app) -> None:
+def _run_exchange(app):
+    """Run one exchange step; the service's refusals reach the learner as its Korean message."""
     from nbgrader.exchange import ExchangeError
 
+    from .exchange.client import ExchangeServiceError
+
     try:
-        app.start()
-    except ExchangeError as e:
-        text = str(e)
-        if "do not have access" in text:
+        return app.start()
+    except ExchangeServiceError as e:
+        if e.status == 403:
             raise LearnerError(MSG_NO_ACCESS, 403) from e
-        if "not found" in text.lower():
-            raise LearnerError(MSG_NOT_RELEASED.format(assignment=app.coursedir.assignment_id), 404) from e
+        raise LearnerError(str(e), e.status if 400 <= e.status < 600 else 500) from e
+    except ExchangeError as e:
         raise LearnerError(MSG_EXCHANGE, 500) from e
 
 
@@ -132,19 +138,28 @@ def restore(root: Path, course: str, assignment: str, notebook: Path) -> Path | 
     return backup
 
 
-def release_folder(root: Path, course: str, assignment: str) -> Path:
-    app = _exchange_app("List", root, course, assignment)
-    return Path(app.root) / course / "outbound" / assignment
+def released_notebooks(root: Path, course: str, assignment: str) -> list[str]:
+    """File names of the module's released notebooks; LearnerError (404) when it is not released."""
+    listed = _run_exchange(_exchange_app("List", root, course, assignment))
+    if not listed:
+        raise LearnerError(MSG_NOT_RELEASED.format(assignment=assignment), 404)
+    return [f"{nb['notebook_id']}.ipynb" for nb in listed[0]["notebooks"]]
+
+
+@contextmanager
+def released_copy(root: Path, course: str, assignment: str) -> Iterator[Path]:
+    """A throw-away copy of the released module (to compare the learner's notebooks with)."""
+    with tempfile.TemporaryDirectory(prefix=".donghaeng-release-") as tmp:
+        _run_exchange(_exchange_app("FetchAssignment", Path(tmp), course, assignment))
+        yield Path(tmp) / course / assignment
 
 
 def last_submission(root: Path, course: str, assignment: str) -> datetime | None:
-    """The newest submission of this learner, from nbgrader's submission cache in their home."""
+    """This learner's newest submission, as the exchange service stamped it."""
     from nbgrader.utils import parse_utc
 
-    app = _exchange_app("List", root, course, assignment)
-    cache = Path(app.cache) / course
-    stamps = [parse_utc((p / "timestamp.txt").read_text().strip())
-              for p in cache.glob(f"*+{assignment}+*") if (p / "timestamp.txt").is_file()]
+    listed = _run_exchange(_exchange_app("List", root, course, assignment, inbound=True))
+    stamps = [parse_utc(sub["timestamp"]) for entry in listed for sub in entry["submissions"]]
     return max(stamps).replace(tzinfo=timezone.utc) if stamps else None
 
 
@@ -185,9 +200,9 @@ def blocking_problems(folder: Path, release: Path) -> list[str]:
     return problems
 
 
-def broken_notebooks(folder: Path, release: Path) -> list[Path]:
-    """The learner's copies of released notebooks that no longer open."""
-    mine = [folder / original.name for original in sorted(release.glob("*.ipynb"))]
+def broken_notebooks(folder: Path, notebooks: list[str]) -> list[Path]:
+    """The learner's copies of the released *notebooks* (file names) that no longer open."""
+    mine = [folder / name for name in sorted(notebooks)]
     return [path for path in mine if path.is_file() and read_notebook(path) is None]
 
 
@@ -242,6 +257,11 @@ class _LearnerMixin:
             return None
         return datetime.fromisoformat(info["deadline"]) if info.get("deadline") else None
 
+    def problems(self, course: str, assignment: str, notebook: Path) -> list[str]:
+        """:func:`blocking_problems` of the notebook's folder against the released module."""
+        with released_copy(self.root, course, assignment) as release:
+            return blocking_problems(notebook.parent, release)
+
     def home_url(self) -> str:
         return url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "services", "home") + "/"
 
@@ -280,13 +300,11 @@ class OpenHandler(_LearnerMixin, JupyterHandler):
             if not (PART.match(course) and PART.match(assignment)):
                 raise LearnerError(MSG_NOT_MODULE)
             folder = self.root / course / assignment
-            release = await asyncio.to_thread(release_folder, self.root, course, assignment)
-            if not release.is_dir():
-                raise LearnerError(MSG_NOT_RELEASED.format(assignment=assignment), 404)
-            missing = [nb for nb in release.glob("*.ipynb") if not (folder / nb.name).exists()]
+            notebooks = await asyncio.to_thread(released_notebooks, self.root, course, assignment)
+            missing = [name for name in notebooks if not (folder / name).exists()]
             if not folder.is_dir() or missing:
                 await asyncio.to_thread(fetch, self.root, course, assignment, replace_missing=folder.is_dir())
-            broken = [MSG_BROKEN.format(name=p.name) for p in broken_notebooks(folder, release)]
+            broken = [MSG_BROKEN.format(name=p.name) for p in broken_notebooks(folder, notebooks)]
             if broken:
                 raise LearnerError(" ".join(broken), 409)
         except LearnerError as e:
@@ -294,7 +312,7 @@ class OpenHandler(_LearnerMixin, JupyterHandler):
             action = RESTORE_FORM.format(xsrf=self.xsrf_token.decode()) if e.status == 409 else ""
             self.finish(OPEN_PAGE.format(message=e, home=self.home_url(), action=action))
             return
-        self.open_notebook(course, assignment, release)
+        self.open_notebook(course, assignment, notebooks)
 
     @web.authenticated
     async def post(self) -> None:
@@ -303,14 +321,17 @@ class OpenHandler(_LearnerMixin, JupyterHandler):
         if not (PART.match(course) and PART.match(assignment)):
             raise web.HTTPError(400)
         folder = self.root / course / assignment
-        release = await asyncio.to_thread(release_folder, self.root, course, assignment)
-        for notebook in broken_notebooks(folder, release):
+        try:
+            notebooks = await asyncio.to_thread(released_notebooks, self.root, course, assignment)
+        except LearnerError as e:
+            raise web.HTTPError(e.status) from e
+        for notebook in broken_notebooks(folder, notebooks):
             await asyncio.to_thread(restore, self.root, course, assignment, notebook)
-        self.open_notebook(course, assignment, release)
+        self.open_notebook(course, assignment, notebooks)
 
-    def open_notebook(self, course: str, assignment: str, release: Path) -> None:
-        notebooks = sorted(release.glob("*.ipynb"))
-        target = f"{course}/{assignment}/{notebooks[0].name}" if notebooks else f"{course}/{assignment}"
+    def open_notebook(self, course: str, assignment: str, notebooks: list[str]) -> None:
+        notebooks = sorted(notebooks)
+        target = f"{course}/{assignment}/{notebooks[0]}" if notebooks else f"{course}/{assignment}"
         self.redirect(url_path_join(self.base_url, NOTEBOOK_VIEW.format(path=quote(target))))
 
 
@@ -318,9 +339,7 @@ class NotebookInfoHandler(_ApiHandler):
     @web.authenticated
     async def get(self) -> None:
         course, assignment, notebook = self.module_of(self.get_argument("path"))
-        release = await asyncio.to_thread(release_folder, self.root, course, assignment)
-        if not release.is_dir():
-            raise LearnerError(MSG_NOT_RELEASED.format(assignment=assignment), 404)
+        problems = await asyncio.to_thread(self.problems, course, assignment, notebook)
         deadline = await self.deadline(course, assignment)
         last = await asyncio.to_thread(last_submission, self.root, course, assignment)
         self.finish({
@@ -329,7 +348,7 @@ class NotebookInfoHandler(_ApiHandler):
             "deadline_text": korean_time(deadline) if deadline else None,
             "late": bool(deadline and datetime.now(timezone.utc) > deadline),
             "last_submission": korean_time(last) if last else None,
-            "problems": blocking_problems(notebook.parent, release),
+            "problems": problems,
             "failing_checks": failing_self_checks(notebook),
             "home": self.home_url(),
         })
@@ -351,8 +370,7 @@ class SubmitHandler(_ApiHandler):
             if request_id and request_id in self.receipts:
                 self.finish(self.receipts[request_id])
                 return
-            release = await asyncio.to_thread(release_folder, self.root, course, assignment)
-            problems = blocking_problems(notebook.parent, release)
+            problems = await asyncio.to_thread(self.problems, course, assignment, notebook)
             if problems:
                 raise LearnerError(" ".join(problems), 422)
             deadline = await self.deadline(course, assignment)

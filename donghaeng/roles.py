@@ -10,6 +10,7 @@ from collections.abc import Collection
 
 from .certification.hub import roles as certification_roles
 from .dashboard.hub import roles as dashboard_roles
+from .exchange.hub import roles as exchange_roles
 from . import classstart
 from .home.hub import roles as home_roles
 from .modelservice.hub import roles as model_roles
@@ -51,4 +52,5 @@ def hub_roles(settings: Settings) -> list[dict]:
     roles.extend(dashboard_roles(settings))  # trainers/admins (and calibration candidates) open the dashboard
     roles.extend(certification_roles(settings))  # the TTT gate manages course groups
     roles.extend(home_roles(settings))  # everyone opens the learner home
+    roles.extend(exchange_roles(settings))  # everyone fetches and submits; graders collect and return feedback
     return roles

@@ -303,7 +303,7 @@ class LabPaths:
         self.cookie_secret = self.state / "jupyterhub_cookie_secret"
         self.passwords = self.state / "initial-passwords"
         self.courses = root / "courses"
-        self.exchange = root / "exchange"
+        self.exchange = root / "exchange-store"  # the exchange service's own (donghaeng.exchange), 0700
         self.solutions = root / "solutions"  # released self-check solutions, readable by learners
         self.jupyter_config = root / "jupyter-config"
         self.learner_config = root / "jupyter-config-learner"

@@ -64,9 +64,9 @@ def test_cli_writes_values_that_fit_the_chart_schema(settings_file, tmp_path):
     assert values["scheduling"]["userPlaceholder"] == {"enabled": True, "replicas": 5}
     assert values["scheduling"]["userScheduler"]["enabled"] is True
     assert single["networkPolicy"]["egressAllowRules"]["nonPrivateIPs"] is False
-    mounts = {m["name"]: m["mountPath"] for m in single["storage"]["extraVolumeMounts"]}
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in single["storage"]["extraVolumes"]}
-    assert mounts == {"exchange": k8s.EXCHANGE_PATH} and claims == {"exchange": k8s.EXCHANGE_CLAIM}
+    # no shared exchange volume: learners' servers reach the exchange service over HTTP
+    assert "extraVolumes" not in single["storage"] and "extraVolumeMounts" not in single["storage"]
+    assert single["extraEnv"]["DONGHAENG_EXCHANGE_URL"] == k8s.EXCHANGE_URL
     assert values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "donghaeng.auth.RosterAuthenticator"
     # trainers' larger limits reach the hub pod through `custom`, applied by our pre_spawn_hook
     assert values["custom"]["donghaeng"]["limits"]["trainer"] == {"cpu": 2.0, "memory": "3G"}

@@ -1,0 +1,114 @@
+"""How the hub runs the exchange service: its account, private folder, service entry, tokens and roles."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+from pathlib import Path
+
+from ..roster import ROLES
+from ..services import managed_service, service_token
+from ..settings import Course, Settings
+from .config import CONFIG_ENV, ServiceConfig
+
+SERVICE_NAME = "exchange"
+ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+ACCOUNT = "donghaeng-exchange"  # not a roster login: those have no '-'
+URL_ENV = "DONGHAENG_EXCHANGE_URL"
+URL = f"/services/{SERVICE_NAME}/"
+# What one submission may hold (besides lab.autograde_max_submission_mb for the total).
+SUBMISSION_FILES = 500
+RELEASE_FILES = 2000
+RELEASE_MB = 200
+
+
+def store_dir(settings: Settings) -> Path:
+    return settings.paths.exchange
+
+
+def token_dir(settings: Settings) -> Path:
+    """Where each course's grader account reads its hub token (for ``nbgrader`` run from the CLI)."""
+    return settings.paths.root / "exchange-tokens"
+
+
+def grader_token_file(settings: Settings, grader: str) -> Path:
+    return token_dir(settings) / grader
+
+
+def loopback_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}{URL}"
+
+
+def grader_config(settings: Settings, course: Course) -> str:
+    """Lines of the course's nbgrader_config.py: the grader's nbgrader runs reach the service on loopback
+    with the grader's own hub token (the formgrader gets the same one from the hub)."""
+    from ..hubconfig import internal_ports
+
+    return (f"c.ServiceExchange.url = {loopback_url(internal_ports(settings)['exchange'])!r}\n"
+            f"c.ServiceExchange.token_file = {str(grader_token_file(settings, course.grader_user))!r}\n")
+
+
+def prepare(settings: Settings) -> None:
+    """The service account, its private folder (0700, its own) and the graders' token files (root only)."""
+    if os.geteuid() != 0:
+        return
+    from ..accounts import ensure_system_user
+
+    lab = settings.lab
+    entry = ensure_system_user(ACCOUNT, lab.learner_group, lab.home_root)
+    settings.paths.root.mkdir(parents=True, exist_ok=True)
+    store = store_dir(settings)
+    store.mkdir(exist_ok=True)
+    os.chown(store, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    store.chmod(0o700)
+    tokens = token_dir(settings)
+    tokens.mkdir(exist_ok=True)
+    os.chown(tokens, 0, 0)
+    tokens.chmod(0o755)
+    for course in settings.courses:
+        grader = ensure_system_user(course.grader_user, lab.learner_group, lab.home_root)
+        _write_private(grader_token_file(settings, course.grader_user), service_token(settings, course.grader_user),
+                       grader)
+
+
+def _write_private(path: Path, text: str, owner: pwd.struct_passwd) -> None:
+    """Write *text* readable by *owner* only, atomically, in a folder only root can change."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+    with os.fdopen(fd, "w") as f:
+        os.fchown(f.fileno(), owner.pw_uid, owner.pw_gid)
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def service_config(settings: Settings) -> ServiceConfig:
+    total = settings.lab.autograde_max_submission_mb << 20
+    return ServiceConfig(
+        store=str(store_dir(settings)), courses=[course.id for course in settings.courses],
+        submission={"max_files": SUBMISSION_FILES, "max_file_bytes": total, "max_total_bytes": total},
+        release={"max_files": RELEASE_FILES, "max_file_bytes": RELEASE_MB << 20, "max_total_bytes": RELEASE_MB << 20},
+    )
+
+
+def configure(c, settings: Settings, port: int) -> None:
+    """Register the service, tell learners' servers its address (their token's scope is in
+    ``hubconfig.SERVER_TOKEN_SCOPES``) and give the graders their known tokens."""
+    user = {"user": ACCOUNT} if os.geteuid() == 0 else {}
+    c.JupyterHub.services.append(managed_service(
+        settings, SERVICE_NAME, port, "donghaeng.exchange", cwd=str(store_dir(settings)),
+        environment={CONFIG_ENV: service_config(settings).to_env()}, **user))
+    graders = {course.grader_user for course in settings.courses}
+    for spec in c.JupyterHub.services:  # the token the CLI's nbgrader runs read from grader_token_file
+        if spec["name"] in graders:
+            spec["api_token"] = service_token(settings, spec["name"])
+    c.Spawner.environment.update({URL_ENV: loopback_url(port)})
+
+
+def roles(settings: Settings) -> list[dict]:
+    return [
+        {"name": "exchange-users", "description": "과제 받기·제출·피드백 (과제 교환 서비스)",
+         "groups": list(ROLES), "scopes": [ACCESS_SCOPE]},
+        {"name": "exchange-graders", "description": "Course graders release, collect and return feedback",
+         "services": [course.grader_user for course in settings.courses], "scopes": [ACCESS_SCOPE]},
+    ]
