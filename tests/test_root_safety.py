@@ -207,3 +207,12 @@ def test_the_grader_reads_the_rubrics_but_not_the_calibration_grades(setup):
     assert read.returncode == 0 and "criteria" in read.stdout, read.stderr
     assert as_user(user, "cat", str(REPO / "graders" / "calibration" / "ttt-reflection.toml")).returncode != 0
     assert as_user(user, "cat", str(setup.settings.paths.root / "graders" / "nbgrader_config.py")).returncode == 0
+
+
+@pytest.mark.slow
+def test_the_formgrader_has_no_terminal(lab, logged_in):
+    """A trainer reaches the grader account's files through the formgrader, but gets no shell there."""
+    trainer = logged_in("trainer")
+    assert trainer.http.get("/services/grader-ai-basics/formgrader").status_code == 200
+    # jupyter_server answers 200 with the list of terminals when they are on
+    assert trainer.http.get("/services/grader-ai-basics/api/terminals").status_code == 404
