@@ -39,7 +39,7 @@ from .exchange import hub as exchange_hub
 from .grading.submissions import diagnose, failure_reason, fingerprint, refusal
 from .home.schedule import load_schedule, nbgrader_duedate
 from .roster import Person
-from .settings import Course, Settings
+from .settings import REPO_ROOT, Course, Settings
 
 log = logging.getLogger("donghaeng.courses")
 COURSE_CONFIG = """\
@@ -217,8 +217,11 @@ class CourseRunner:
             "DONGHAENG_AUTOGRADE_FILE_MB": str(lab.autograde_file_mb),
             "DONGHAENG_AUTOGRADE_OUTPUT_LINES": str(lab.autograde_output_lines),
             "DONGHAENG_AUTOGRADE_SANDBOX_KIND": lab.autograde_sandbox,
+            # Learners' code in the grading kernel sees neither homes, the lab's data, nor what grades it
+            # (rubrics, settings): those are read by the checker process only.
             "DONGHAENG_AUTOGRADE_HIDE": os.pathsep.join(
-                str(p) for p in (lab.home_root, self.settings.paths.root) if str(p) != "/"),
+                str(p) for p in (lab.home_root, self.settings.paths.root, REPO_ROOT / "graders", REPO_ROOT / "hub")
+                if str(p) != "/"),
             **(extra_env or {}),
         }
         # The services group reads graders/ in the checkout (rubrics); learners cannot.

@@ -96,12 +96,12 @@ _PINS = _project_pins()
 SPECS = {
     "learner": ImageSpec("learner", LEARNER_IMAGE, tuple(
         p for p in _PINS if p not in {_MODEL_PACKAGE, "dockerspawner", "jupyterhub-idle-culler"}), uid=LEARNER_UID),
-    # What grading kernels import: the toolkit's runtime (widgets, answers, tiny trainer, plots) and the
-    # custom graders with their rubrics (donghaeng.grading reads graders/rubrics, validated by pydantic).
-    # Never the calibration master grades: learners' code runs in these kernels.
+    # What grading kernels import: the toolkit's runtime (widgets, answers, tiny trainer, plots).  Learners'
+    # code runs in these kernels, so nothing that grades is here: hidden tests and the rubrics they use
+    # run on the host in donghaeng.grading.checker (docs/security.md).
     "grader": ImageSpec("grader", GRADER_IMAGE, ("ipykernel", "ipywidgets", "nbformat", "torch", "matplotlib",
                                                  "httpx", "pydantic"), uid=GRADER_UID,
-                        sources=("donghaeng", "pyproject.toml", "graders/rubrics")),
+                        sources=("donghaeng", "pyproject.toml")),
     "hub": ImageSpec("hub", HUB_IMAGE, tuple(p for p in _PINS if p not in {_MODEL_PACKAGE, "torch", "transformers",
                                                                           "gguf"}),
                      sources=("donghaeng", "pyproject.toml", "hub", "graders", "assignments"), node_modules=True),

@@ -24,6 +24,7 @@ from donghaeng import sandbox_docker
 from donghaeng.answers import ANSWERS_FILE
 from donghaeng.courses import CourseRunner
 from donghaeng.grading.submissions import REASONS
+from donghaeng.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +66,15 @@ FORGERIES = {
     "sys_modules": ("import sys, types\nfake = types.ModuleType('donghaeng.answers')\n"
                     f"fake.load_answer = lambda *a, **k: {RIGHT_CHOICE!r}\nsys.modules['donghaeng.answers'] = fake"),
 }
+
+
+SECRETS = [REPO_ROOT / "graders" / "rubrics" / "README.md", REPO_ROOT / "hub" / "lab.toml",
+           REPO_ROOT / "assignments" / "ai-basics" / "answer-keys" / "m1-first-steps.answers.json"]
+# Learner code in the grading kernel tries to read what grades it, and the course's gradebook.
+PEEK = ("import os\nfor path in " + repr([str(p) for p in SECRETS]) + ":\n"
+        "    try:\n        print('LEAKED', path, open(path).read()[:200])\n"
+        "    except OSError as exc:\n        print('BLOCKED', path, type(exc).__name__)\n"
+        "print('GRADEBOOK', os.path.exists('../../../gradebook.db'), os.path.exists('../../../source'))")
 
 
 def integrity_notebook() -> nbformat.NotebookNode:
@@ -122,6 +132,7 @@ def graded(request):
         for name, trick in FORGERIES.items():
             hand_in(runner, f"forge-{name}", WRONG + "\n" + trick, WRONG_CHOICE)
             hand_in(runner, f"honest-{name}", RIGHT + "\n" + trick, RIGHT_CHOICE)
+        hand_in(runner, "peek", RIGHT + "\n" + PEEK, RIGHT_CHOICE)
         yield runner, runner.autograde(ASSIGNMENT, force=True)
 
 
@@ -164,6 +175,15 @@ def test_graded_notebook_says_why_in_korean_and_feedback_hides_the_tests(graded)
     for secret in ("add(10, 5) == 15", "tokens == 6", RIGHT_CHOICE, "Traceback (most recent call last)"):
         assert secret not in html, secret
     assert "확인 코드는 보여 드리지 않아요" in html
+
+
+def test_learner_code_cannot_read_what_grades_it(graded):
+    runner, _result = graded
+    assert scores(runner)["peek"] == FULL
+    nb = nbformat.read(runner.root / "autograded" / "peek" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", 4)
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert printed.count("BLOCKED") == len(SECRETS) and "LEAKED" not in printed, printed
+    assert "GRADEBOOK False False" in printed, printed  # the course folder is hidden from the kernel
 
 
 def test_submitted_answers_file_is_never_rewritten_by_grading(graded):
