@@ -6,7 +6,9 @@ nothing else reads or writes this database.
 
 from __future__ import annotations
 
+import base64
 import csv
+import hmac
 import os
 import secrets
 import sqlite3
@@ -44,6 +46,11 @@ CREATE TABLE IF NOT EXISTS granted_courses (
     reason TEXT NOT NULL,
     PRIMARY KEY (login, course)
 );
+-- Accounts whose password an admin reset while the hub may hold sessions of theirs: the hub logs them
+-- out everywhere and removes the row (donghaeng.auth), also when the reset happened while it was down.
+CREATE TABLE IF NOT EXISTS pending_sign_outs (
+    login TEXT PRIMARY KEY REFERENCES accounts(login) ON DELETE CASCADE
+);
 """
 # Unambiguous characters only: initial passwords are read aloud and typed by non-technical learners.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -78,9 +85,22 @@ def new_initial_password() -> str:
     return "-".join(groups)
 
 
+# bcrypt reads at most 72 bytes (bcrypt 5 refuses more), and a Korean passphrase of 25 syllables is
+# 75 bytes: chosen passwords are first condensed to 44 bytes.  HMAC with a fixed label rather than a
+# plain SHA-256, so that an unsalted SHA-256 of the same password leaked elsewhere cannot be tried
+# against our hashes ("password shucking").
+PREHASHED = "hmac-sha256:"
+_PREHASH_KEY = b"donghaeng-password-v1"
+BCRYPT_MAX_BYTES = 72
+
+
+def _prehash(password: str) -> bytes:
+    return base64.b64encode(hmac.new(_PREHASH_KEY, password.encode(), "sha256").digest())
+
+
 def hash_password(password: str) -> str:
     """A password a person chose: bcrypt, slow on purpose (~0.25 s) because people choose guessable ones."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    return PREHASHED + bcrypt.hashpw(_prehash(password), bcrypt.gensalt()).decode()
 
 
 def hash_initial_password(password: str) -> str:
@@ -89,10 +109,18 @@ def hash_initial_password(password: str) -> str:
     return hash_token(password)
 
 
-def password_matches(password: str, stored: str) -> bool:
-    if stored.startswith("$2"):  # bcrypt
-        return bcrypt.checkpw(password.encode(), stored.encode())
-    return compare_token(stored, password)
+def is_chosen_password(stored: str) -> bool:
+    """True for a bcrypt hash (a chosen password); False for a generated initial password's hash."""
+    return stored.startswith((PREHASHED, "$2"))
+
+
+def bcrypt_matches(password: str, stored: str) -> bool:
+    """Check a bcrypt hash: exactly one bcrypt computation, whatever the password's length."""
+    if stored.startswith(PREHASHED):
+        return bcrypt.checkpw(_prehash(password), stored.removeprefix(PREHASHED).encode())
+    # a hash from before pre-hashing: its password had at most 72 bytes, so a longer one cannot match
+    raw = password.encode()
+    return bcrypt.checkpw(raw[:BCRYPT_MAX_BYTES], stored.encode()) and len(raw) <= BCRYPT_MAX_BYTES
 
 
 class Cohort:
@@ -192,24 +220,44 @@ class Cohort:
         return cur.rowcount == 1
 
     def verify(self, login: str, password: str) -> Account | None:
-        """The account when *password* matches; None for an unknown login or a wrong password."""
-        account = self.get(login)
-        if account is None:
-            bcrypt.checkpw(b"timing", _DUMMY_HASH)  # same cost whether or not the login exists
-            return None
-        return account if password_matches(password, account.password_hash) else None
+        """The account when *password* matches; None for an unknown login or a wrong password.
 
-    def set_password(self, login: str, new_password: str, min_length: int) -> None:
-        """Replace the password and clear the first-login flag."""
+        Every failure costs the same: one token check and one bcrypt check, whether the login exists
+        and whichever kind of password it has, so the time of an answer tells nothing about the
+        roster.  Only the right initial password skips bcrypt (the cheap first login).
+        """
+        account = self.get(login)
+        stored = account.password_hash if account else ""
+        chosen = is_chosen_password(stored)
+        initial = account is not None and not chosen
+        if compare_token(stored if initial else _DUMMY_TOKEN, password) and initial:
+            return account
+        if bcrypt_matches(password, stored if chosen else _DUMMY_BCRYPT) and chosen:
+            return account
+        return None
+
+    def set_password(self, login: str, new_password: str, min_length: int,
+                     replacing: str | None = None) -> bool:
+        """Replace the password and clear the first-login flag.
+
+        With *replacing* (the hash the caller checked), False when the stored hash is no longer that
+        one, so that a change form can be neither replayed nor raced.
+        """
         if len(new_password) < min_length:
             raise PasswordPolicyError(f"비밀번호는 {min_length}자 이상으로 정해 주세요.")
         if new_password.isdigit() or new_password.isalpha():
             raise PasswordPolicyError("비밀번호에 글자와 숫자를 섞어 주세요.")
+        new_hash = hash_password(new_password)
         with self._connect() as db:
-            db.execute(
-                "UPDATE accounts SET password_hash = ?, must_change = 0 WHERE login = ?",
-                (hash_password(new_password), login),
+            cur = db.execute(
+                "UPDATE accounts SET password_hash = ?, must_change = 0"
+                " WHERE login = ? AND (? IS NULL OR password_hash = ?)",
+                (new_hash, login, replacing, replacing),
             )
+            changed = cur.rowcount == 1
+            if changed:  # the hub logs the account out itself when its owner changes the password
+                db.execute("DELETE FROM pending_sign_outs WHERE login = ?", (login,))
+        return changed
 
     def reset_password(self, login: str) -> str:
         """Give the account a fresh initial password that must be changed at next login."""
@@ -219,12 +267,24 @@ class Cohort:
                 "UPDATE accounts SET password_hash = ?, must_change = 1 WHERE login = ?",
                 (hash_initial_password(password), login),
             )
-        if cur.rowcount == 0:
-            raise KeyError(login)
+            if cur.rowcount == 0:
+                raise KeyError(login)
+            db.execute("INSERT OR IGNORE INTO pending_sign_outs (login) VALUES (?)", (login,))
         return password
 
+    def pending_sign_outs(self) -> list[str]:
+        """Accounts reset since the hub last logged them out everywhere."""
+        with self._connect() as db:
+            return [login for (login,) in db.execute("SELECT login FROM pending_sign_outs ORDER BY login")]
 
-_DUMMY_HASH = hash_password("not-a-real-password").encode()
+    def signed_out(self, login: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM pending_sign_outs WHERE login = ?", (login,))
+
+
+# what failure paths check instead of a hash the account does not have (see Cohort.verify)
+_DUMMY_BCRYPT = hash_password(secrets.token_urlsafe())
+_DUMMY_TOKEN = hash_initial_password(secrets.token_urlsafe())
 
 
 def write_password_file(directory: Path, passwords: dict[str, str]) -> Path:

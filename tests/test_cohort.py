@@ -61,7 +61,7 @@ def test_password_policy_and_change(cohort):
     account = cohort.verify("kimhaneul", "spring-2026")
     assert account is not None and not account.must_change
     # a chosen password gets the slow hash; a generated one a salted hash (its randomness protects it)
-    assert account.password_hash.startswith("$2b$")
+    assert account.password_hash.startswith("hmac-sha256:$2b$")
     assert cohort.verify("kimhaneul", "spring-2027") is None
     fresh = cohort.reset_password("kimhaneul")
     reset = cohort.verify("kimhaneul", fresh)
