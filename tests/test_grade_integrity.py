@@ -74,7 +74,8 @@ SECRETS = [REPO_ROOT / "graders" / "rubrics" / "README.md", REPO_ROOT / "hub" / 
 PEEK = ("import os\nfor path in " + repr([str(p) for p in SECRETS]) + ":\n"
         "    try:\n        print('LEAKED', path, open(path).read()[:200])\n"
         "    except OSError as exc:\n        print('BLOCKED', path, type(exc).__name__)\n"
-        "print('GRADEBOOK', os.path.exists('../../../gradebook.db'), os.path.exists('../../../source'))")
+        "print('GRADEBOOK', os.path.exists('../../../gradebook.db'), os.path.exists('../../../source'))\n"
+        "print('CREDENTIALS', sorted(k for k in os.environ if 'TOKEN' in k or k.startswith('JUPYTERHUB')))")
 
 
 def integrity_notebook() -> nbformat.NotebookNode:
@@ -184,6 +185,17 @@ def test_learner_code_cannot_read_what_grades_it(graded):
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert printed.count("BLOCKED") == len(SECRETS) and "LEAKED" not in printed, printed
     assert "GRADEBOOK False False" in printed, printed  # the course folder is hidden from the kernel
+
+
+def test_a_grader_token_never_reaches_the_learners_kernel(graded):
+    """Autograde from formgrader runs with the course grader's hub token in its environment."""
+    runner, _result = graded
+    token = "grader-hub-token-" + os.urandom(8).hex()
+    graded_run = runner.nbgrader("autograde", ASSIGNMENT, "--student", "peek", "--force",
+                                 env={"JUPYTERHUB_API_TOKEN": token, "JPY_API_TOKEN": token})
+    assert graded_run.returncode == 0, graded_run.stdout + graded_run.stderr
+    nb = (runner.root / "autograded" / "peek" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_text(encoding="utf-8")
+    assert token not in nb and "CREDENTIALS []" in nb
 
 
 def test_submitted_answers_file_is_never_rewritten_by_grading(graded):

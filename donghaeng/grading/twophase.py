@@ -50,7 +50,10 @@ from ..sandbox import SandboxExecute
 from ..sandbox_docker import DockerExecute
 from .checker import LiteralError, error_output, parse_literal
 
-__all__ = ["DockerTwoPhaseExecute", "SandboxTwoPhaseExecute", "TwoPhaseExecute", "is_test_cell", "names_read"]
+__all__ = [
+    "DockerTwoPhaseExecute", "SandboxTwoPhaseExecute", "TwoPhaseExecute", "is_test_cell", "kernel_environment",
+    "names_read",
+]
 
 _MAX_ANSWERS_BYTES = 1_000_000
 NOT_CHECKED = "채점 도구가 이 답을 확인하지 못했어요. 강사에게 알려 주세요."
@@ -59,6 +62,15 @@ NOT_CHECKED = "채점 도구가 이 답을 확인하지 못했어요. 강사에�
 def is_test_cell(cell: NotebookNode) -> bool:
     """An autograder test: a graded code cell that is not the learner's answer."""
     return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
+
+
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "CREDENTIAL", "PRIVATE")
+
+
+def kernel_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without JupyterHub's variables or anything named like a secret."""
+    return {name: value for name, value in (os.environ if environ is None else environ).items()
+            if not name.startswith("JUPYTERHUB_") and not any(w in name.upper() for w in _SECRET_WORDS)}
 
 
 def names_read(source: str) -> list[str]:
@@ -133,6 +145,14 @@ class TwoPhaseExecute(Execute):
             if self._checker is not None:
                 self._checker.close()
                 self._checker = None
+
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
+        # The learner's kernel inherits no credential: under formgrader this process holds the course
+        # grader's hub token, and a kernel could print it into its feedback.
+        kwargs.setdefault("env", kernel_environment())
+        await super().async_start_new_kernel(**kwargs)
+
+    start_new_kernel = run_sync(async_start_new_kernel)  # nbclient binds its sync twin to its own
 
     def preprocess_cell(self, cell, resources, index):  # type: ignore[override]
         if not is_test_cell(cell):
