@@ -99,6 +99,16 @@ def test_wrong_passwords_are_throttled_per_account_before_any_bcrypt(lab):
     assert throttled_cpu < one_failure_cpu / 2, (throttled_cpu, one_failure_cpu)
 
 
+def test_the_current_password_on_the_change_form_is_throttled_too(lab):
+    user, password = logged_in_with_password(lab, "127.0.0.31")
+    form = user.http.get("/hub/change-password").text
+    for _ in range(5):
+        assert user.change_password(form, "later-2027-lab", current="guess-1234").status_code == 400
+    throttled = user.change_password(form, "later-2027-lab", current=password)
+    assert throttled.status_code == 429 and THROTTLED in throttled.text
+    assert browser(lab, user.name, "127.0.0.31").submit_login(password).status_code == 429  # same account
+
+
 def test_one_address_is_throttled_and_cannot_pose_as_another(lab):
     looper = browser(lab, "x", "127.0.0.22")
     start, answers = time.monotonic(), []
