@@ -160,7 +160,7 @@ class RosterAuthenticator(Authenticator):
         2.0, help="Seconds after which a throttled address may fail once more: at most one bcrypt per "
         "interval is spent for it.").tag(config=True)
     throttle_max_keys = Int(
-        10_000, help="Logins and addresses the throttle remembers at most (about 100 bytes each).",
+        10_000, help="Logins and addresses the throttle remembers at most (about 160 bytes each).",
     ).tag(config=True)
     sign_out_check_interval = Float(
         5.0, help="Seconds between checks for accounts reset by `donghaeng cohort reset-password`, "
@@ -213,7 +213,8 @@ class RosterAuthenticator(Authenticator):
             revoked = end_sessions(db, orm_user) if orm_user is not None else 0
             self.throttle.forget_account(login)  # the new initial password may be tried at once
             await asyncio.to_thread(self.cohort.signed_out, login)
-            self.log.info("Password of %s was reset: logged out everywhere (%d tokens revoked)", login, revoked)
+            self.log.info("Password of %s was reset: logged out everywhere (%d tokens revoked)",
+                          login, revoked)
 
     def get_handlers(self, app) -> list[tuple[str, type]]:
         # JupyterHub gives an authenticator no start-up hook; get_handlers runs once, with the app,
