@@ -281,7 +281,8 @@ def remove_learners(settings: Settings, logins: list[str]) -> None:
         mounting = client.containers(all=True, filters={"volume": volume})  # also a Swarm task's container
         for container_id in {c["Id"] for c in [*named, *mounting]}:
             client.remove_container(container_id, force=True)
-        if client.volumes(filters={"name": volume}).get("Volumes"):
+        # Docker's name filter matches substrings: learner1's volume name is part of learner10's
+        if any(v["Name"] == volume for v in client.volumes(filters={"name": volume}).get("Volumes") or []):
             client.remove_volume(volume, force=True)
 
 
@@ -316,5 +317,7 @@ def swarm_hub_address() -> str:
     client = docker_client()
     address = client.info()["Swarm"]["NodeAddr"]
     if ipaddress.ip_address(address).is_loopback:
-        address = client.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
+        config = client.inspect_network("bridge")["IPAM"]["Config"][0]
+        # Docker 20.10 leaves out the gateway it picked itself: the subnet's first address
+        address = config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
     return address

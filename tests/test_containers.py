@@ -22,6 +22,7 @@ from donghaeng.hubconfig import internal_ports
 from donghaeng.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import ARTIFACTS, Lab, running_lab, start_hub, stop_hub
+from test_exchange import NOTEBOOK, open_and_submit
 
 pytestmark = pytest.mark.slow
 
@@ -157,6 +158,17 @@ def test_learners_cannot_see_each_other_nor_the_internet(lab, users, dockerd):
     assert reached["peer"] != 200 and reached["internet"] != 200, out
     # the hub itself does reach that server (through the proxy)
     assert learner.server("GET", "api/contents/memo.txt").status_code == 200
+
+
+def test_learner_in_a_container_fetches_and_submits_through_the_exchange_service(lab, users, dockerd):
+    """No exchange folder is mounted: the module comes from, and the submission goes to, the hub's
+    exchange service over the learners' network, and the grader on the host collects it."""
+    other = user(lab, users, "learner2")
+    other.spawn(timeout=180)
+    theirs = container_of(dockerd, other)
+    assert not [m for m in theirs.attrs["Mounts"] if "exchange" in m.get("Source", "") + m["Destination"]]
+    open_and_submit(lab, other)
+    assert run_in(theirs, ["test", "-f", f"/home/jovyan/{NOTEBOOK}"])[0] == 0
 
 
 def test_hub_restart_readopts_running_containers(lab, users, dockerd):

@@ -76,6 +76,20 @@ def my_submissions(lab, user) -> list[dict]:
     return r.json()
 
 
+def open_and_submit(lab, user) -> Path:
+    """Release the module, open it (the learner's server fetches it from the service), submit it through
+    the toolbar's endpoint and collect it as the trainer does: the collected folder."""
+    lab.cli("course", "release", COURSE, ASSIGNMENT)
+    opened = user.server("GET", "donghaeng/open", params={"course": COURSE, "assignment": ASSIGNMENT})
+    assert opened.status_code == 200 and str(opened.url).endswith(f"lab/tree/{NOTEBOOK}"), opened.text
+    r = user.server("POST", "donghaeng/api/submit", json={"path": NOTEBOOK, "request_id": f"{user.name}-1"})
+    assert r.status_code == 200 and "월" in r.json()["receipt"], r.text
+    lab.cli("course", "collect", COURSE, ASSIGNMENT)
+    collected = lab.settings.paths.course_dir(COURSE) / "submitted" / user.name / ASSIGNMENT
+    assert (collected / f"{ASSIGNMENT}.ipynb").is_file() and (collected / "timestamp.txt").is_file()
+    return collected
+
+
 def grader_token(lab) -> str:
     return grader_token_file(lab.settings, f"grader-{COURSE}").read_text().strip()
 

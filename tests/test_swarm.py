@@ -13,6 +13,7 @@ from donghaeng.containers import remove_learners
 from donghaeng.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import running_lab, stop_hub
+from test_exchange import open_and_submit
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +57,7 @@ def test_learner_server_runs_as_a_swarm_service(swarm):
                 r = learner.server("PUT", "api/contents/memo.txt",
                                    json={"type": "file", "format": "text", "content": "스웜 위의 메모"})
                 assert r.status_code in (200, 201), r.text
+                open_and_submit(lab, learner)  # the exchange service over the swarm address, no shared folder
                 learner.stop()
                 assert not swarm.services.list(filters={"name": f"donghaeng-{learner.name}"})
             finally:

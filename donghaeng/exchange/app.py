@@ -6,6 +6,7 @@ its grader is the hub service ``grader-<course>``.
 
 Routes (under ``$JUPYTERHUB_SERVICE_PREFIX``; archives are uncompressed tar, see ``archive.py``):
 
+* ``GET /``: health check for the hub (no token);
 * ``GET api/limits``: what a submission may hold;
 * ``GET api/released?course=&assignment=``: released assignments of my courses;
 * ``GET|PUT|DELETE api/courses/<c>/assignments/<a>``: fetch / release (grader, trainer; ``?force=1``) / unrelease;
@@ -173,6 +174,13 @@ class UploadHandler(ApiHandler):
         return self.body
 
 
+class HealthHandler(web.RequestHandler):
+    """The hub's service health check (no token, nothing to read)."""
+
+    def get(self) -> None:
+        self.finish({"service": "exchange"})
+
+
 class LimitsHandler(ApiHandler):
     def get(self) -> None:
         self.finish({"submission": self.config.submission, "release": self.config.release})
@@ -261,6 +269,7 @@ def make_app(config: ServiceConfig, prefix: str) -> web.Application:
     part = r"([^/]+)"
     api = url_path_join(prefix, "api")
     return web.Application([
+        (prefix, HealthHandler),
         (url_path_join(api, "limits"), LimitsHandler),
         (url_path_join(api, "released"), ReleasedHandler),
         (url_path_join(api, "submissions"), SubmissionsHandler),
