@@ -133,6 +133,8 @@ def learner_server_config(settings: Settings) -> dict:
         },
         # learners' own JupyterLab defaults (overrides.json); JupyterLab and Notebook 7 read them here
         "LabServerApp": {"app_settings_dir": str(root / "lab" / "settings")},
+        # a login the hub revoked (password changed or reset) stops working here within 30 s, not 5 min
+        "HubOAuth": {"cache_max_age": 30},
     }
 
 
