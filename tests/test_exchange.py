@@ -277,3 +277,12 @@ def test_store_is_private_to_the_service(lab, learners):
     learner = learners["learner"]
     assert run_as(learner.name, "ls", str(store)).returncode != 0
     assert not (lab.settings.paths.root / "exchange").exists()  # no world-writable exchange folder any more
+
+
+def test_formgrader_sees_releases_through_the_service(lab, learners, logged_in):
+    """The course's formgrader (nbgrader's own API in the grader's server) lists the release from the service."""
+    trainer = logged_in("trainer")
+    r = trainer.http.get("/services/grader-ai-basics/formgrader/api/assignments")
+    assert r.status_code == 200, r.text
+    status = {a["name"]: a["status"] for a in r.json()}
+    assert status[ASSIGNMENT] == "released", status
