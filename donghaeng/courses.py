@@ -39,6 +39,7 @@ from .exchange import hub as exchange_hub
 from .grading.submissions import diagnose, failure_reason, fingerprint, refusal
 from .home.schedule import load_schedule, nbgrader_duedate
 from .roster import Person
+from .sandbox_launcher import refusal_in
 from .settings import REPO_ROOT, Course, Settings
 
 log = logging.getLogger("donghaeng.courses")
@@ -91,6 +92,11 @@ NOT_GRADED = "nbgrader가 채점하지 못했어요 (기록은 .donghaeng/autogr
 GRADEBOOK_BUSY = ("database is locked", "database table is locked")
 # nbgrader logs a cell that ran past the timeout as an error, but grades the notebook (that cell fails).
 EXPECTED_ERRORS = ("Timeout waiting for execute reply", "Interrupting kernel")
+
+
+def _not_graded(log: str) -> list[str]:
+    """Why nbgrader could not grade: the sandbox's refusal (the admin's fix) or the generic note."""
+    return [refusal_in(log) or NOT_GRADED]
 
 
 def autograde_failed(ok: bool, log: str) -> bool:
@@ -451,7 +457,7 @@ class CourseRunner:
                 if student in result.refused:
                     outcome = Outcome(student, "refused", score, max_score, [result.refused[student]])
                 elif student in result.failed:
-                    outcome = Outcome(student, "failed", score, max_score, [NOT_GRADED])
+                    outcome = Outcome(student, "failed", score, max_score, _not_graded(result.failed[student]))
                 else:
                     graded = sorted((self.root / "autograded" / student / assignment).glob("*.ipynb"))
                     log_path = self._record_path(assignment, student).with_suffix(".log")
@@ -465,8 +471,8 @@ class CourseRunner:
     def _outcomes_without_gradebook(result: StepResult) -> None:
         for student, reason in result.refused.items():
             result.outcomes[student] = Outcome(student, "refused", 0.0, None, [reason])
-        for student in result.failed:
-            result.outcomes[student] = Outcome(student, "failed", None, None, [NOT_GRADED])
+        for student, log in result.failed.items():
+            result.outcomes[student] = Outcome(student, "failed", None, None, _not_graded(log))
 
     def release_solutions(self, assignment: str) -> Path:
         """Publish the self-check solutions (``q.solution()``) of an assignment to its learners."""
