@@ -20,6 +20,14 @@ from tornado import web
 
 ROUTE = "donghaeng/glossary"
 TITLE = "용어집: 실습에서 만나는 낱말 풀이"
+# Markdown cannot know the learner's server URL, so notebooks link through the hub's user-redirect
+# (``/hub/user-redirect/<path>`` → ``/user/<name>/<path>``); JupyterLab opens such links in a new tab.
+NOTEBOOK_URL = "/hub/user-redirect/" + ROUTE
+# The line every course notebook has near the top, after the time and points line.
+NOTEBOOK_LINE = f"모르는 낱말은 [용어집(쉬운 말 풀이)]({NOTEBOOK_URL})에서 찾아보세요. 도움말 메뉴에도 있어요."
+# Words the course notebooks use that a newcomer may not know: each must be in the glossary.
+COURSE_TERMS = ("실습 도구", "위젯", "셀", "온도", "top-p", "손실", "학습률", "퓨샷 프롬프트", "토큰", "프롬프트",
+                "기본 모델")
 
 
 @dataclass(frozen=True)
