@@ -25,6 +25,8 @@ from test_sandbox import (
     submit,
 )
 
+from test_sandbox_isolation import PEEKED, peek_at_each_other
+
 from donghaeng import sandbox_docker_helper
 from donghaeng.courses import CourseRunner
 from donghaeng.image_refs import GRADER_IMAGE, IMAGE_PYTHON, docker_ready
@@ -109,6 +111,18 @@ def test_correct_submissions_score_the_same_as_in_the_process_sandbox(course: Co
     assert in_docker.ok == in_process.ok and not in_docker.failed and not in_process.failed
     assert docker_scores == scores(process)
     assert {s: docker_scores[s] for s in chosen} == {"good1": 2, "good2": 2, "wrong": 0, "broken": 0}
+
+
+def test_containers_graded_together_see_none_of_each_others_files(course: CourseRunner):
+    """Each container has its own /tmp and /dev/shm (/var/tmp is the read-only image's): see test_sandbox_isolation."""
+    with sandbox_course(autograde_sandbox="docker") as runner:  # a course with these two submissions only
+        reader, writer = peek_at_each_other(runner)
+        assert not containers_of(runner)
+    assert writer["wrote"] == [folder for folder in PEEKED if folder != "/var/tmp"]
+    assert not [p for p in reader["seen"] if "writer" in p], reader["seen"]
+    kernel_dirs = {p.split("/")[2] for p in reader["seen"] if p.startswith("/tmp/donghaeng-kernel-")}
+    assert kernel_dirs == {reader["mine"].split("/")[2]}  # its own sockets only (HOME=/tmp: its .ipython too)
+    assert reader["tried"] >= 1 and reader["opened"] == [] and reader["refused"] == ["FileNotFoundError"]
 
 
 def helper(user: str, *args: str) -> subprocess.CompletedProcess[str]:
