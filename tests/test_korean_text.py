@@ -76,6 +76,8 @@ KNOWN: dict[tuple[str, str, str], str] = {
         "T3 rewrite (calibration): `practice_score = 점수`로",
     (T3, "split particle", "점수가 흔들리는 까닭은 대개 **기준을 섞어서** 보기 때문이에요. **답안 B** 를 기준별로 나눠 채점해 주세요."):
         "T3 rewrite (calibration): **답안 B**를",
+    (T3, "split particle", "힌트나 (마감 뒤) 풀이를 보려면 아래 줄 맨 앞의 # 를 지우고 실행하세요."):
+        "T3 rewrite (calibration): 맨 앞의 # 표시를",
     (ERRORS, "split particle", "'{model}' 모델은 채팅용이 아니라 '이어 쓰기'만 하는 기본(base) 모델이에요. "
      "/v1/completions 에 prompt로 글의 앞부분을 보내 주세요."):
         "model service messages: /v1/completions에",
@@ -263,7 +265,7 @@ def all_texts() -> Iterator[Text]:
 # A closing markup (bold, code, quote, Jinja value) or a Latin/digit word, then a space, then Hangul.
 SPLIT_CANDIDATE = re.compile(
     r"""(?:\*\*(?P<bold>[^*\n]+?)\*\*|`(?P<code>[^`\n]+)`|"(?P<dq>[^"\n]+)"|'(?P<sq>[^'\n]+)'|“(?P<cq>[^”\n]+)”"""
-    r"""|‘(?P<csq>[^’\n]+)’|「(?P<kq>[^」\n]+)」|『(?P<kdq>[^』\n]+)』|(?<![\w*`'"])(?P<latin>[A-Za-z0-9][A-Za-z0-9+./-]*))"""
+    r"""|‘(?P<csq>[^’\n]+)’|「(?P<kq>[^」\n]+)」|『(?P<kdq>[^』\n]+)』|(?<![\w*`'"])(?P<latin>[A-Za-z0-9#][A-Za-z0-9+./#-]*|[^\s*`'"]*[)\]}]))"""
     r"""[ \t]+(?P<word>[가-힣]+)(?=(?P<rest>[^\n]{0,30}))"""
 )
 PLACEHOLDERS = ("사과", "책")  # stand-ins for a marked word that does not end in Hangul (vowel / consonant)
