@@ -42,6 +42,7 @@ Every finding prints ``file:cell N:line M`` (or ``file:line M``) and the text, s
 from __future__ import annotations
 
 import ast
+import html
 import io
 import json
 import re
@@ -196,13 +197,7 @@ def template_line(line: str) -> str:
     line = re.sub(r"</?(?:code|kbd)\b[^>]*>", "`", line)
     line = re.sub(rf"</?(?:{INLINE_TAGS})\b[^>]*>", "", line)
     line = re.sub(r"<[^>]*>", " | ", line)
-    return html_unescape(line)
-
-
-def html_unescape(text: str) -> str:
-    import html
-
-    return html.unescape(text)
+    return html.unescape(line)
 
 
 def template_texts(path: Path) -> Iterator[Text]:
