@@ -263,12 +263,18 @@ def build_widget(source: str, namespace: dict):
 def answer_like_a_learner(widget, value, *, wrong_choice: bool = False) -> None:
     """Put *value* into the real widget and press its save button (cwd = the notebook folder)."""
     from donghaeng.widgets.playground import PromptPlayground
+    from donghaeng.widgets.quiz import CheckboxQuestion, NumberQuestion
     from donghaeng.widgets.responsible import BiasProbe, HallucinationCheck, PiiMaskingExercise
 
     if isinstance(widget, ChoiceQuestion):
         if wrong_choice:
             value = next(option for option in widget.options if option != value)
         widget.choices.value = value
+    elif isinstance(widget, NumberQuestion):
+        widget.number.value = value
+    elif isinstance(widget, CheckboxQuestion):
+        for box in widget.boxes:
+            box.value = box.description in value
     elif isinstance(widget, PromptPlayground):
         widget.fields_a.set_values(value["task"], value["context"], value["references"])
         widget.temperature.value = value["temperature"]
@@ -373,6 +379,10 @@ OTHER_PLAN = {
 
 # (assignment, test cell, the learner's variables, saved widget answers (from the answer key), passes?, message words)
 VARIANTS = [
+    # m1 Q2 is the tokenizer's count, not the number of words; Q3 needs every true statement and no false one
+    ("m1-first-steps", "m1-q2-test", {}, lambda key: {**key, "m1-first-steps.q2": 6}, False, "낱말 수"),
+    ("m1-first-steps", "m1-q3-test", {}, lambda key: {**key, "m1-first-steps.q3": key["m1-first-steps.q3"][:1]},
+     False, "다음 토큰 보기"),
     ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 4, "B": 2, "C": 2, "D": 3, "E": 5}}, None, True, ""),
     # calibration feedback says how many answers are far off, never a master score
     ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 5, "B": 1, "C": 5, "D": 2, "E": 4}}, None, False,
@@ -625,6 +635,8 @@ def test_release_has_no_solutions_or_hidden_tests(graded: Graded):
     for cell in release.cells:
         meta = nbg_meta(cell)
         original = source[meta["grade_id"]].source if meta else cell.source
+        if meta and source[meta["grade_id"]].metadata.get("jupyter", {}).get("source_hidden"):
+            assert cell.metadata["jupyter"]["source_hidden"], "code folded away in the source stays folded"
         if meta.get("solution") and cell.cell_type == "code":
             for stub in KOREAN_STUBS:
                 assert stub in cell.source

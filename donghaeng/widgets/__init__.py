@@ -8,6 +8,8 @@ from importlib import import_module
 
 _WHERE = {
     "ChoiceQuestion": "choice", "choice_question": "choice",
+    "CheckboxQuestion": "quiz", "NumberQuestion": "quiz", "checkbox_question": "quiz", "number_question": "quiz",
+    "show_saved": "quiz",
     "NextTokenViewer": "next_token", "next_token_viewer": "next_token",
     "PromptPlayground": "playground", "prompt_playground": "playground",
     "BiasProbe": "responsible", "HallucinationCheck": "responsible", "PiiMaskingExercise": "responsible",

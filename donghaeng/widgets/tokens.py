@@ -31,6 +31,7 @@ MAX_CHIPS = 2000
 MSG_LOADING = "토크나이저를 준비하는 중이에요… 처음 한 번은 10~20초쯤 걸려요."
 MSG_FAILED = "토큰으로 나누지 못했어요. 잠시 뒤 다시 해 보고, 계속 안 되면 강사님께 알려 주세요."
 MSG_EMPTY = "위 칸에 문장을 써 넣으면 토큰이 여기에 보여요."
+MSG_SAMPLE = "문제 문장 넣기"
 
 # Pastel backgrounds with dark text (contrast well above WCAG AA).
 PALETTE = ["#fde2e4", "#e2ece9", "#dbe7f9", "#fff1c1", "#e8def8", "#d7f2e3", "#fbe3d0", "#e0e0e0"]
@@ -154,7 +155,7 @@ class TokenizerExplorer(LearnerWidget):
 
     label = "토큰 살펴보기"
 
-    def __init__(self, client: ModelClient | None = None) -> None:
+    def __init__(self, client: ModelClient | None = None, sample: str | None = None) -> None:
         self._client = client
         self.message = ""
         self.tokens: list[Token] = []
@@ -203,8 +204,13 @@ class TokenizerExplorer(LearnerWidget):
         self.en_text.observe(lambda _change: self.update_compare(), names="value")
         self.compare_toggle.observe(self._toggle_compare, names="value")
 
+        top: list[widgets.Widget] = [self.text]
+        if sample:  # a button puts an exercise's sentence in the box: nothing to type, nothing mistyped
+            self.sample_button = widgets.Button(description=MSG_SAMPLE, tooltip=sample, icon="paste")
+            self.sample_button.on_click(lambda _button: setattr(self.text, "value", sample))
+            top.append(self.sample_button)
         super().__init__(
-            children=[self.text, self.count, self.chips, self.status, self.compare_toggle, self.compare_box],
+            children=[*top, self.count, self.chips, self.status, self.compare_toggle, self.compare_box],
             layout=widgets.Layout(border="1px solid #d0d7de", padding="0.6em", margin="0.5em 0"),
         )
 
@@ -267,7 +273,8 @@ class TokenizerExplorer(LearnerWidget):
             self.update_compare()
 
 
-def tokenizer_explorer(client: ModelClient | None = None) -> widgets.Widget:
+def tokenizer_explorer(client: ModelClient | None = None, sample: str | None = None) -> widgets.Widget:
     """A text box whose sentence is shown as the model's real tokens, plus a Korean/English
-    comparison.  *client* defaults to :func:`donghaeng.model_client.get_client`."""
-    return TokenizerExplorer(client)
+    comparison.  *client* defaults to :func:`donghaeng.model_client.get_client`; with *sample*, a
+    "문제 문장 넣기" button puts that sentence in the box (tokenized only when pressed)."""
+    return TokenizerExplorer(client, sample)

@@ -1,0 +1,209 @@
+"""Item analysis: answering without the skill fails a module, the model answer gets full marks.
+
+Each module in :data:`MODULES` is graded with the real nbgrader (``graders/nbgrader_config.py``, two-phase
+autograde) on one submission per strategy.  Every strategy answers by driving the notebook's real
+widgets, the way a learner clicks:
+
+* the model answer (the answer key, solution cells filled) must score 100 % of the autograded points;
+* each "no-skill" strategy — always the longest option, always the first or the second option shown,
+  ticking every box, copying the example the notebook itself shows, 20 characters in every text box —
+  must score under :data:`NO_SKILL_LIMIT`.
+
+A module joins by being listed in :data:`MODULES`; a widget type no strategy knows fails loudly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from donghaeng.answers import ANSWERS_FILE
+from donghaeng.widgets.choice import ChoiceQuestion
+from donghaeng.widgets.quiz import CheckboxQuestion, NumberQuestion
+
+from test_assignments import (
+    GRADERS_CONFIG, NOTEBOOKS, Nb, answer_key, answer_like_a_learner, build_widget, fill_solutions, nbg_meta,
+    nbgrader, read_nb, widget_cells,
+)
+
+MODULES = [("ai-basics", "m1-first-steps")]
+NO_SKILL_LIMIT = 0.40
+FILLER_TEXT = "가나다라마바사아자차카타파하가나다라마바사"  # any 20 characters
+
+
+def module(course: str, assignment: str) -> Nb:
+    return next(nb for nb in NOTEBOOKS if (nb.course, nb.assignment) == (course, assignment))
+
+
+def visible_text(nb: Nb) -> str:
+    """What a learner reads without unfolding anything: markdown and the code cells left open."""
+    return "\n".join(c.source for c in read_nb(nb.path).cells
+                     if c.cell_type == "markdown" or not c.metadata.get("jupyter", {}).get("source_hidden"))
+
+
+def example_numbers(nb: Nb) -> list[int]:
+    """Whole numbers the notebook's own open example cells print (what a copier would take)."""
+    printed = io.StringIO()
+    for cell in read_nb(nb.path).cells:
+        if cell.cell_type == "code" and not nbg_meta(cell):
+            with contextlib.redirect_stdout(printed):
+                exec(cell.source, {})  # noqa: S102 - the course's own example cell
+    return [int(n) for n in re.findall(r"\d+", printed.getvalue())]
+
+
+def overlap(option: str, text: str) -> int:
+    return sum(1 for word in option.split() if len(word) > 1 and word in text)
+
+
+# A strategy gets the widget and the notebook and returns what to enter (None: leave it unanswered).
+Strategy = Callable[[Any, Nb], Any]
+
+
+def pick(choose: Callable[[list[str]], str], number: Callable[[NumberQuestion], int],
+         boxes: Callable[[list[str]], list[str]] | None = None) -> Strategy:
+    """A strategy from its rule for options, for number boxes and (default: the option alone) check boxes."""
+    def answer(widget: Any, nb: Nb) -> Any:
+        if isinstance(widget, ChoiceQuestion):
+            return choose(widget.options)
+        if isinstance(widget, CheckboxQuestion):
+            chosen = boxes(widget.shown) if boxes else [choose(widget.shown)]
+            return [o for o in widget.options if o in chosen]
+        if isinstance(widget, NumberQuestion):
+            return number(widget)
+        raise AssertionError(f"no strategy for {type(widget).__name__}: add one before listing the module")
+    return answer
+
+
+def copy_example(widget: Any, nb: Nb) -> Any:
+    """Take the example the notebook shows: its printed count, the option closest to its prose."""
+    text = visible_text(nb)
+    if isinstance(widget, NumberQuestion):
+        return next(n for n in example_numbers(nb) if widget.number.min <= n <= widget.number.max)
+    return pick(lambda options: max(options, key=lambda o: overlap(o, text)), int)(widget, nb)
+
+
+def filler(widget: Any, nb: Nb) -> Any:
+    """20 characters wherever text is asked; everything else left as it first appears."""
+    if isinstance(widget, NumberQuestion):
+        return int(widget.number.value)
+    return pick(lambda options: options[0], int)(widget, nb)
+
+
+NO_SKILL: dict[str, Strategy] = {
+    "longest": pick(lambda o: max(o, key=len), lambda w: int(w.number.max)),
+    "first": pick(lambda o: o[0], lambda w: int(w.number.value)),
+    "second": pick(lambda o: o[1], lambda w: int(w.number.value) + 1),
+    "every_box": pick(lambda o: o[-1], lambda w: (int(w.number.min) + int(w.number.max)) // 2, boxes=list),
+    "copy_example": copy_example,
+    "filler": filler,
+}
+
+
+def answer_with(strategy: Strategy, nb: Nb, folder: Path) -> None:
+    """Answer every graded widget of *nb* in *folder* as *strategy* says, by clicking."""
+    with contextlib.chdir(folder):
+        for source in widget_cells(nb):
+            widget = build_widget(source, {})
+            answer_like_a_learner(widget, strategy(widget, nb))
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory) -> dict[tuple[str, str], dict[str, float]]:
+    """Share of the autograded points each strategy earns, per module."""
+    result = {}
+    for course in sorted({c for c, _ in MODULES}):
+        listed = [module(c, a) for c, a in MODULES if c == course]
+        root = tmp_path_factory.mktemp(f"items-{course}")
+        for nb in listed:
+            shutil.copytree(nb.path.parent, root / "source" / nb.assignment)
+        (root / "nbgrader_config.py").write_text(
+            "c = get_config()\n"
+            f"load_subconfig({str(GRADERS_CONFIG)!r})\n"
+            f"c.CourseDirectory.course_id = {course!r}\n"
+            f"c.CourseDirectory.root = {str(root)!r}\n",
+            encoding="utf-8",
+        )
+        nbgrader(root, "generate_assignment", "*")
+        for nb in listed:
+            release = root / "release" / nb.assignment / f"{nb.name}.ipynb"
+            model = root / "submitted" / "model" / nb.assignment
+            fill_solutions(nb.path, release, model / release.name)
+            shutil.copy(nb.answers_path, model / ANSWERS_FILE)
+            for name, strategy in NO_SKILL.items():
+                folder = root / "submitted" / name / nb.assignment
+                folder.mkdir(parents=True)
+                shutil.copy(release, folder / release.name)  # nothing typed
+                answer_with(strategy, nb, folder)
+        nbgrader(root, "autograde", "*")
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=course) as gb:
+            for nb in listed:
+                result[(course, nb.assignment)] = {
+                    student: (s := gb.find_submission(nb.assignment, student)).code_score / s.max_code_score
+                    for student in ["model", *NO_SKILL]
+                }
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("course", "assignment"), MODULES)
+def test_the_model_answer_gets_every_point(scores, course: str, assignment: str):
+    assert scores[(course, assignment)]["model"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", sorted(NO_SKILL))
+@pytest.mark.parametrize(("course", "assignment"), MODULES)
+def test_answering_without_the_skill_fails(scores, course: str, assignment: str, strategy: str):
+    share = scores[(course, assignment)][strategy]
+    assert share < NO_SKILL_LIMIT, f"{strategy}: {share:.0%} of the autograded points without the skill"
+
+
+@pytest.mark.parametrize(("course", "assignment"), MODULES)
+def test_no_number_answer_can_be_copied_from_the_page(course: str, assignment: str):
+    """Copying any number the learner can read, not only the example's, never gives a number answer."""
+    nb = module(course, assignment)
+    shown = {int(n) for n in re.findall(r"\d+", visible_text(nb))} | set(example_numbers(nb))
+    numbers = {qid: v for qid, v in answer_key(nb).items() if isinstance(v, int) and not isinstance(v, bool)}
+    assert not {qid: v for qid, v in numbers.items() if v in shown}
+
+
+@pytest.mark.parametrize(("course", "assignment"), MODULES)
+def test_options_are_shuffled_and_the_right_one_is_not_the_longest(course: str, assignment: str, tmp_path):
+    nb = module(course, assignment)
+    key = answer_key(nb)
+    with contextlib.chdir(tmp_path):
+        questions = [w for w in (build_widget(s, {}) for s in widget_cells(nb)) if isinstance(w, ChoiceQuestion)]
+    for question in questions:
+        lengths = sorted(len(o) for o in question.options)
+        assert lengths[-1] <= 1.3 * lengths[0], f"{question.question_id}: option lengths {lengths}"
+        assert len(key[question.question_id]) < lengths[-1], f"{question.question_id}: the answer is the longest"
+        with contextlib.chdir(tmp_path):
+            again = build_widget(next(s for s in widget_cells(nb) if question.question_id in s), {})
+        assert again.options == question.options, "the same learner sees the same order on every run"
+
+
+def test_m1_token_count_is_what_the_tokenizer_shows(tmp_path, monkeypatch):
+    """m1 Q2's key is the count the tokenizer explorer prints after "문제 문장 넣기" (not the words)."""
+    from donghaeng import model_client
+
+    if not Path(model_client.DEFAULT_MODEL_PATH).exists():
+        pytest.skip("the packaged model is not installed here")
+    monkeypatch.delenv("DONGHAENG_MODEL_URL", raising=False)
+    monkeypatch.delenv("DONGHAENG_MODEL_PATH", raising=False)
+    nb = module("ai-basics", "m1-first-steps")
+    cell = next(c.source for c in read_nb(nb.path).cells if nbg_meta(c).get("grade_id") == "m1-explore-tokens-widget")
+    explorer = build_widget(cell, {})
+    explorer._client = model_client.InKernelClient()  # the kernel path: the tokenizer only, no weights
+    explorer.sample_button.click()
+    expected = answer_key(nb)["m1-first-steps.q2"]
+    assert f"토큰 {expected}개" in explorer.count.value
+    assert expected != len(explorer.text.value.split()), "the answer is not the word count"
