@@ -267,7 +267,7 @@ class RosterLoginHandler(LoginHandler):
             value = "\n".join((account.login, keyed_digest(self, "password", account.login, password),
                                keyed_digest(self, "hash", account.login, account.password_hash)))
             self.set_signed_cookie(FIRST_LOGIN_COOKIE, value, expires_days=FIRST_LOGIN_MINUTES / 1440,
-                                   path=self.hub.base_url, httponly=True)
+                                   path=self.hub.base_url, httponly=True, secure=self.request.protocol == "https")
             self.finish(await render_change_form(self, first_login=True))
             return
         self.set_status(403)

@@ -241,8 +241,7 @@ def class_prepare(
         err.print(f"[red]{e.args[0]}[/red]")
         raise typer.Exit(2) from e
     logins = course_learners(settings, course)
-    host = "127.0.0.1" if settings.lab.ip in ("0.0.0.0", "::") else settings.lab.ip
-    hub_api = f"http://{host}:{settings.lab.port}/hub/api"
+    hub_api = f"{settings.lab.public_url}/hub/api"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("실습실 준비 / preparing servers", total=len(logins))

@@ -110,7 +110,7 @@ def up(
         _print_demo_accounts(settings, report.initial_passwords if report else {})
     if settings.lab.spawner != "local" and not settings.containers.image:
         _images_in_step_with_the_code()
-    console.print(f"[bold green]동행랩을 시작해요[/bold green]: http://{settings.lab.ip}:{settings.lab.port}  "
+    console.print(f"[bold green]동행랩을 시작해요[/bold green]: {settings.lab.public_url}  "
                   "(멈추려면 Ctrl+C / Ctrl+C to stop)")
     hub = Path(sys.executable).parent / "jupyterhub"
     os.environ[SETTINGS_ENV] = str(settings.source)
@@ -362,7 +362,7 @@ def cert_verify(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False
 def status(settings_path: SettingsOpt = None) -> None:
     """허브·과정·제출 현황을 보여줘요 / Show hub, courses and submissions."""
     settings = _settings(settings_path)
-    url = f"http://{settings.lab.ip}:{settings.lab.port}/hub/api"
+    url = f"{settings.lab.public_url}/hub/api"
     try:
         version = httpx.get(url, timeout=3).json()["version"]
         console.print(f"허브: [green]실행 중[/green] (JupyterHub {version}) {url}")

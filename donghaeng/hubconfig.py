@@ -68,6 +68,26 @@ def grader_services(settings: Settings) -> list[dict]:
     return services
 
 
+def configure_https(c, settings: Settings) -> None:
+    """Where the proxy listens: plain HTTP, or TLS with an HTTP redirect, secure cookies and HSTS."""
+    lab, https = settings.lab, settings.lab.https
+    if not https.enabled:
+        c.JupyterHub.bind_url = f"http://{lab.ip}:{lab.port}"
+        return
+    c.JupyterHub.bind_url = f"https://{lab.ip}:{https.port}"
+    c.JupyterHub.ssl_cert = str(https.cert)  # handed to configurable-http-proxy (--ssl-cert/--ssl-key)
+    c.JupyterHub.ssl_key = str(https.key)
+    if https.http_port:
+        c.ConfigurableHTTPProxy.command = [*c.ConfigurableHTTPProxy.command, "--redirect-port",
+                                           str(https.http_port), "--redirect-to", str(https.port)]
+    # Secure cookies whatever a request says (JupyterHub trusts X-Forwarded-Proto for its own ones only
+    # and leaves _xsrf plain). HSTS is per host: the hub's header covers learners' servers and services too.
+    c.JupyterHub.cookie_options = {"secure": True}
+    c.JupyterHub.tornado_settings = {
+        "xsrf_cookie_kwargs": {"secure": True},
+        "headers": {"Strict-Transport-Security": f"max-age={https.hsts_max_age}"}}
+
+
 def apply_config(c, settings: Settings) -> None:
     """Set every traitlet the lab needs on the JupyterHub config object *c*."""
     from .auth import RosterAuthenticator
@@ -76,7 +96,6 @@ def apply_config(c, settings: Settings) -> None:
     lab, paths = settings.lab, settings.paths
     paths.state.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    c.JupyterHub.bind_url = f"http://{lab.ip}:{lab.port}"
     ports = internal_ports(settings)
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = ports["hub"]
@@ -86,6 +105,7 @@ def apply_config(c, settings: Settings) -> None:
     c.JupyterHub.pid_file = str(paths.state / "jupyterhub.pid")
     c.ConfigurableHTTPProxy.command = proxy_command()
     c.ConfigurableHTTPProxy.pid_file = str(paths.state / "proxy.pid")
+    configure_https(c, settings)
     # Learners' servers outlive a hub restart (mid-class fixes); the hub re-adopts them by pid.
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.template_paths = [str(REPO_ROOT / "hub" / "templates")]

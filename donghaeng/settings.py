@@ -47,10 +47,51 @@ class Course(_Strict):
         return f"grader-{self.id}"
 
 
+class Https(_Strict):
+    """TLS on the public proxy (``[lab.https]``, docs/admin-guide.md "HTTPS").
+
+    configurable-http-proxy serves the certificate itself and answers plain HTTP with a redirect.
+    """
+
+    enabled: bool = False
+    cert: Path | None = Field(
+        default=None, description="PEM certificate with its chain (certbot: /etc/letsencrypt/live/<name>/fullchain.pem).")
+    key: Path | None = Field(
+        default=None, description="PEM private key of that certificate (certbot: …/privkey.pem), root-readable only.")
+    port: int = Field(default=443, ge=1, le=65535, description="Port the lab serves HTTPS on.")
+    http_port: int = Field(
+        default=80, ge=0, le=65535, description="Port whose plain HTTP requests are redirected to HTTPS (0: none).")
+    domain: str | None = Field(
+        default=None, description="Name in the certificate people type (e.g. 'lab.example.kr'); default: lab.ip.")
+    hsts_max_age: int = Field(
+        default=15_552_000, ge=0, description="Seconds browsers remember to use HTTPS only (Strict-Transport-Security).")
+
+    @model_validator(mode="after")
+    def _files_and_ports(self) -> "Https":
+        if not self.enabled:
+            return self
+        for what, path in (("cert", self.cert), ("key", self.key)):
+            if path is None:
+                raise ValueError(f"https를 켜려면 {what} 파일 경로가 있어야 해요 / https is on but {what} is not set")
+            if not path.is_absolute():
+                raise ValueError(f"https {what}는 절대 경로로 적어 주세요 / https {what} must be an absolute path: {path}")
+            try:
+                missing = not path.is_file()
+            except PermissionError:  # the lab's services load settings as unprivileged accounts; root checks
+                missing = False
+            if missing:
+                raise ValueError(f"https {what} 파일이 없어요 / https {what} file not found: {path}")
+        if self.http_port == self.port:
+            raise ValueError(f"http_port와 port가 같아요({self.port}) / http_port must differ from port")
+        return self
+
+
 class Lab(_Strict):
     data_dir: Path = Path("/srv/donghaeng")
     ip: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, description="Public HTTP port; with https on, only the base of the hub's "
+                                                "internal loopback ports (port+1 …).")
+    https: Https = Https()
     spawner: Literal["local", "docker", "swarm"] = Field(
         default="local", description="'local': a system account per learner; 'docker'/'swarm': a container per "
                                      "learner ([containers]).")
@@ -76,6 +117,16 @@ class Lab(_Strict):
     autograde_max_submission_mb: int = Field(
         default=20, ge=1, description="Submissions larger than this (MiB, all files) are refused before grading.")
     min_password_length: int = 8
+
+    @property
+    def public_url(self) -> str:
+        """Address people open: https://domain[:port] with https on, else http://ip:port
+        (loopback when the lab listens on every address)."""
+        host = "127.0.0.1" if self.ip in ("0.0.0.0", "::") else self.ip
+        if not self.https.enabled:
+            return f"http://{host}:{self.port}"
+        port = "" if self.https.port == 443 else f":{self.https.port}"
+        return f"https://{self.https.domain or host}{port}"
 
 
 PACKAGED_MODEL = Path("/opt/donghaeng/models/gemma3-270m-q4_k_m.gguf")
@@ -175,7 +226,7 @@ class Certification(_Strict):
     policy: Path | None = Field(
         default=None, description="Certification policy TOML; default: graders/certification.toml in this repo.")
     public_url: str | None = Field(
-        default=None, description="Address people use to reach the lab (printed as QR codes); default http://ip:port.")
+        default=None, description="Address people use to reach the lab (printed as QR codes); default: lab.public_url.")
     issuer_name: str = Field(default="동행랩", description="Issuer printed on certificates and credentials.")
     account: str = Field(default="donghaeng-cert", description="Unprivileged account the verification service runs as.")
 

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ class Lab:
     logins: dict[str, str]  # role key -> login
     passwords: dict[str, str] = field(default_factory=dict)  # login -> current password
     process: subprocess.Popen | None = None
+    verify: ssl.SSLContext | bool = True  # what httpx trusts for lab.url (the test CA when [lab.https] is on)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DONGHAENG_SETTINGS": str(self.settings_path)}
@@ -75,14 +77,15 @@ def read_initial_passwords(settings: Settings) -> dict[str, str]:
     return passwords
 
 
-def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
+def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = 240,
+                 verify: ssl.SSLContext | bool = True) -> None:
     # generous: `donghaeng up` provisions courses (nbgrader runs) first, slow on a loaded 2-core machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"hub exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/hub/api", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/hub/api", timeout=2, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -106,14 +109,16 @@ def start_hub(lab: Lab) -> None:
     with (ARTIFACTS / "hub.log").open("ab") as log:
         lab.process = subprocess.Popen([sys.executable, "-m", "donghaeng", "up"], env=env, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for_hub(lab.url, lab.process)
+    wait_for_hub(lab.url, lab.process, verify=lab.verify)
 
 
 @contextmanager
-def running_lab(people: dict[str, tuple[str, str, str]], extra_settings: str = "") -> Iterator[Lab]:
+def running_lab(people: dict[str, tuple[str, str, str]], extra_settings: str = "",
+                verify: ssl.SSLContext | bool = True) -> Iterator[Lab]:
     """A started lab whose roster has *people*: key -> (Korean name, role, course).
 
-    *extra_settings* is TOML appended to the lab's settings file (e.g. a ``[model]`` section).
+    *extra_settings* is TOML appended to the lab's settings file (e.g. a ``[model]`` section);
+    *verify* is what httpx trusts when it turns ``[lab.https]`` on (an SSL context with the test CA).
     """
     root = Path(tempfile.mkdtemp(prefix="donghaeng-test-", dir="/var/tmp"))
     root.chmod(0o755)
@@ -124,7 +129,7 @@ def running_lab(people: dict[str, tuple[str, str, str]], extra_settings: str = "
     settings_path.write_text(f'[lab]\ndata_dir = "{root / "data"}"\nport = {port}\n' + COURSES + extra_settings,
                              encoding="utf-8")
     settings = load_settings(settings_path)
-    lab = Lab(settings_path, settings, f"http://127.0.0.1:{port}", logins)
+    lab = Lab(settings_path, settings, settings.lab.public_url, logins, verify=verify)
     with (root / "roster.csv").open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["이름", "아이디", "역할", "과정"])

@@ -65,8 +65,7 @@ def issuer_file(settings: Settings) -> Path:
 
 def service_url(settings: Settings) -> str:
     """Public address of the verification service (what QR codes and credentials point at)."""
-    lab = settings.lab
-    base = settings.certification.public_url or f"http://{lab.ip}:{lab.port}"
+    base = settings.certification.public_url or settings.lab.public_url
     return base.rstrip("/") + SERVICE_PREFIX
 
 
