@@ -854,3 +854,33 @@ def test_config_timeout_and_korean_stubs(monkeypatch, env, expected):
     assert config.HTMLExporter.template_name == "donghaeng_feedback"
     for basedir in config.HTMLExporter.extra_template_basedirs:
         assert Path(basedir).is_dir()
+
+
+def test_click_only_questions_save_restore_and_check_in_korean(tmp_path, monkeypatch, capsys):
+    from donghaeng.widgets.quiz import checkbox_question, number_question, show_saved
+
+    monkeypatch.chdir(tmp_path)
+    show_saved("w.n")
+    assert capsys.readouterr().out.strip() == "아직 저장한 답이 없어요. 위에서 답을 고르고 '저장하기'를 눌러 주세요."
+    number = number_question("w.n", "토큰 몇 개일까요?", 1, 40, unit="개", hints=["하나", "둘"])
+    number.number.value = 12
+    number.save_button.click()
+    assert number.message == "저장했어요: 12개" and load_answer("w.n") == 12
+    assert number_question("w.n", "다시", 1, 40).number.value == 12, "a re-run shows the saved number"
+    hint = number.children[-1]
+    hint.button.click()
+    assert "하나" in hint.text.value and "둘" not in hint.text.value
+
+    options = ["가 설명", "나 설명", "다 설명", "라 설명", "마 설명"]
+    boxes = checkbox_question("w.c", "맞는 것을 모두 골라 주세요.", options)
+    assert sorted(boxes.shown) == options and boxes.shown == checkbox_question("w.c", "다시", options).shown
+    boxes.save_button.click()
+    assert boxes.message == "먼저 답을 하나 골라 주세요." and load_answer("w.c") is None
+    for box in boxes.boxes:
+        box.value = box.description in ("라 설명", "가 설명")
+    boxes.save_button.click()
+    assert load_answer("w.c") == ["가 설명", "라 설명"], "saved in the author's order, whatever the order shown"
+    show_saved("w.c")
+    assert capsys.readouterr().out.startswith("저장된 답: 가 설명 / 라 설명")
+    again = checkbox_question("w.c", "다시", options)
+    assert [b.description for b in again.boxes if b.value] == [t for t in again.shown if t in ("가 설명", "라 설명")]
