@@ -133,6 +133,19 @@ import nbgrader  # noqa: E402 - only to locate nbgrader's templates
 _NBGRADER_TEMPLATES = os.path.join(
     os.path.dirname(os.path.abspath(nbgrader.__file__)), "server_extensions", "formgrader", "templates"
 )
-c.HTMLExporter.extra_template_basedirs = [os.path.join(_HERE, "templates"), _NBGRADER_TEMPLATES]
-c.HTMLExporter.template_name = "donghaeng_feedback"
-c.HTMLExporter.template_file = "donghaeng_feedback.html.j2"
+# Feedback has an exporter class of its own: formgrader's HTMLExporter reads this file too, and the
+# feedback template (which formgrader's settings do not replace) made its submission pages fail.
+c.GenerateFeedback.exporter_class = "donghaeng.safe_html.FeedbackExporter"
+c.FeedbackExporter.extra_template_basedirs = [os.path.join(_HERE, "templates"), _NBGRADER_TEMPLATES]
+c.FeedbackExporter.template_name = "donghaeng_feedback"
+c.FeedbackExporter.template_file = "donghaeng_feedback.html.j2"
+
+# Learners' markdown and outputs are made inert (no scripts, event handlers, frames or javascript:
+# links) on the feedback page and in the formgrader, whose exporter reads this file too: nbconvert's
+# sanitizer, with donghaeng.safe_html's filters so that nbgrader's templates are covered and Markdown's
+# own tags survive.  The home service also serves feedback with a sandboxing Content-Security-Policy.
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {
+    "clean_html": "donghaeng.safe_html.clean_html",
+    "strip_files_prefix": "donghaeng.safe_html.strip_files_prefix",
+}
