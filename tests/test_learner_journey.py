@@ -9,8 +9,10 @@ and saves a screenshot of each step in ARTIFACTS (journey-*.png, keyboard-*.png)
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +22,9 @@ from test_browser import CHROMIUM, browser, page  # noqa: F401  (fixtures)
 
 COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"
 NOTEBOOK = f"{COURSE}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
-ANSWER = "앞에 나온 말을 보고, 다음에 올 말을 예측해서 이어 써요"
+# m1 question 1's right option, as the answer key says (the options are shuffled per question)
+ANSWER = json.loads((Path(__file__).resolve().parent.parent / "assignments" / COURSE / "answer-keys"
+                     / f"{ASSIGNMENT}.answers.json").read_text(encoding="utf-8"))[f"{ASSIGNMENT}.q1"]
 CODE = (".jp-InputArea-editor", ".cm-editor")  # the notebook's Python is content, not UI text
 FEEDBACK_CODE = ("div.input_area", ".highlight")  # the same code cells on nbgrader's feedback page
 
@@ -114,7 +118,10 @@ def test_new_learner_from_login_to_feedback(released, tablet):
     expect(page.locator(".jp-DirListing")).not_to_be_visible()  # no file browser on the way
     # run the question's widget cell with the toolbar's run button, once the kernel is idle
     page.locator(".jp-NotebookPanel-toolbar [data-status='idle']").first.wait_for(state="attached", timeout=120_000)
-    j.click(page.locator(".jp-Cell", has_text="choice_question(").first.locator(".jp-InputArea-prompt"))
+    # the question's code is folded away: the cell right after the question's text shows the choices
+    question = page.locator(".jp-Cell", has_text="문제 1. 골라 보세요").first
+    j.click(question.locator("xpath=following-sibling::div[contains(@class, 'jp-Cell')][1]")
+            .locator(".jp-InputArea-prompt"))
     j.click(page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:run-cell-and-select-next']").first)
     choice = page.get_by_role("radio", name=ANSWER)
     choice.wait_for(state="visible", timeout=120_000)
@@ -142,7 +149,7 @@ def test_new_learner_from_login_to_feedback(released, tablet):
     page.goto(f"{lab.url}/services/home/")
     card = page.locator("article.card", has_text="AI 첫걸음")
     expect(card.locator(".state")).to_have_text("채점 완료 · 피드백 있음")
-    expect(card.locator(".score")).to_have_text("점수 2점 / 9점")  # the widget question; two typed ones left blank
+    expect(card.locator(".score")).to_have_text("점수 2점 / 9점")  # question 1; questions 2 and 3 left unanswered
     assert j.step("home-graded") >= 0.9
     assert_accessible(page)
     j.click(card.get_by_role("link", name="AI 첫걸음 피드백 보기"))

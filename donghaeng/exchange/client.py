@@ -240,9 +240,13 @@ class ExchangeReleaseFeedback(ServiceExchange, abc.ExchangeReleaseFeedback):
                                        escape=True),
             r"(?P<notebook_id>[^/]+)\.html"]))
         folders = self.coursedir.format_path(self.coursedir.feedback_directory, student, assignment)
+        # Only the assignment's own notebooks have feedback: an .html file a learner handed in is copied
+        # into the feedback folder too, and must neither be released nor stop everyone's feedback.
+        notebooks = {p.stem for p in Path(self.coursedir.format_path(
+            self.coursedir.source_directory, ".", assignment)).glob("*.ipynb")}
         for html in map(Path, sorted(glob.glob(os.path.join(folders, "*.html")))):
             match = pattern.match(str(html))
-            if match is None or match["student_id"] in excluded:
+            if match is None or match["student_id"] in excluded or match["notebook_id"] not in notebooks:
                 continue
             timestamp = (html.parent / "timestamp.txt").read_text(encoding="utf-8").strip()
             self.log.info("Releasing feedback for student '%s' on assignment '%s/%s/%s' (%s)", match["student_id"],
