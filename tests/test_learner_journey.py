@@ -118,11 +118,11 @@ def test_new_learner_from_login_to_feedback(released, tablet):
     expect(page.locator(".jp-DirListing")).not_to_be_visible()  # no file browser on the way
     # run the question's widget cell with the toolbar's run button, once the kernel is idle
     page.locator(".jp-NotebookPanel-toolbar [data-status='idle']").first.wait_for(state="attached", timeout=120_000)
-    # the question's code is folded away: the cell right after the question's text shows the choices
-    question = page.locator(".jp-Cell", has_text="문제 1. 골라 보세요").first
-    j.click(question.locator("xpath=following-sibling::div[contains(@class, 'jp-Cell')][1]")
-            .locator(".jp-InputArea-prompt"))
-    j.click(page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:run-cell-and-select-next']").first)
+    # the question's code is folded away: select the question's text, then run it and the folded cell after it
+    j.click(page.locator(".jp-MarkdownCell", has_text="문제 1. 골라 보세요").first)
+    run = page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:run-cell-and-select-next']").first
+    j.click(run)
+    j.click(run)
     choice = page.get_by_role("radio", name=ANSWER)
     choice.wait_for(state="visible", timeout=120_000)
     j.step("notebook", CODE)
