@@ -563,6 +563,17 @@ def grade_by_hand(root: Path, course: str) -> None:
         gb.db.commit()
 
 
+def write_course_config(root: Path, course: str) -> None:
+    """A throw-away course folder's nbgrader_config.py, loading the lab's grading config."""
+    (root / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"load_subconfig({str(GRADERS_CONFIG)!r})\n"
+        f"c.CourseDirectory.course_id = {course!r}\n"
+        f"c.CourseDirectory.root = {str(root)!r}\n",
+        encoding="utf-8",
+    )
+
+
 @pytest.fixture(scope="module")
 def course_roots(tmp_path_factory) -> dict[str, Path]:
     """Each course graded once: generate, submit, autograde and give feedback for all its notebooks."""
@@ -570,13 +581,7 @@ def course_roots(tmp_path_factory) -> dict[str, Path]:
     for course in COURSES:
         root = tmp_path_factory.mktemp(f"course-{course}")
         shutil.copytree(REPO / "assignments" / course / "source", root / "source")
-        (root / "nbgrader_config.py").write_text(
-            "c = get_config()\n"
-            f"load_subconfig({str(GRADERS_CONFIG)!r})\n"
-            f"c.CourseDirectory.course_id = {course!r}\n"
-            f"c.CourseDirectory.root = {str(root)!r}\n",
-            encoding="utf-8",
-        )
+        write_course_config(root, course)
         roots[course] = root
 
     def each_course(step):

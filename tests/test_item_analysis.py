@@ -31,8 +31,8 @@ from donghaeng.widgets.choice import ChoiceQuestion
 from donghaeng.widgets.quiz import CheckboxQuestion, NumberQuestion
 
 from test_assignments import (
-    GRADERS_CONFIG, NOTEBOOKS, Nb, answer_key, answer_like_a_learner, build_widget, fill_solutions, nbg_meta,
-    nbgrader, read_nb, widget_cells,
+    NOTEBOOKS, Nb, answer_key, answer_like_a_learner, build_widget, fill_solutions, nbg_meta, nbgrader, read_nb,
+    widget_cells, write_course_config,
 )
 
 MODULES = [("ai-basics", "m1-first-steps")]
@@ -125,13 +125,7 @@ def scores(tmp_path_factory) -> dict[tuple[str, str], dict[str, float]]:
         root = tmp_path_factory.mktemp(f"items-{course}")
         for nb in listed:
             shutil.copytree(nb.path.parent, root / "source" / nb.assignment)
-        (root / "nbgrader_config.py").write_text(
-            "c = get_config()\n"
-            f"load_subconfig({str(GRADERS_CONFIG)!r})\n"
-            f"c.CourseDirectory.course_id = {course!r}\n"
-            f"c.CourseDirectory.root = {str(root)!r}\n",
-            encoding="utf-8",
-        )
+        write_course_config(root, course)
         nbgrader(root, "generate_assignment", "*")
         for nb in listed:
             release = root / "release" / nb.assignment / f"{nb.name}.ipynb"
