@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from test_sandbox import (  # noqa: F401 - course is a fixture
-    ASSIGNMENT, NORMAL, NOTEBOOK, autograded_text, course, sandbox_course, scores, submit,
+    ASSIGNMENT, NORMAL, NOTEBOOK, autograded_text, course, scores, submit,
 )
 
 from donghaeng.courses import CourseRunner, Outcome
