@@ -856,9 +856,12 @@ def test_config_timeout_and_korean_stubs(monkeypatch, env, expected):
     assert config.Execute.timeout == expected
     assert config.ClearSolutions.code_stub["python"] == "\n".join(KOREAN_STUBS)
     assert config.ClearSolutions.text_stub == "여기에 답을 써 주세요."
-    assert config.HTMLExporter.template_name == "donghaeng_feedback"
-    for basedir in config.HTMLExporter.extra_template_basedirs:
+    # feedback has its own exporter, so formgrader's HTMLExporter keeps nbgrader's templates
+    assert config.GenerateFeedback.exporter_class == "donghaeng.safe_html.FeedbackExporter"
+    assert config.FeedbackExporter.template_name == "donghaeng_feedback"
+    for basedir in config.FeedbackExporter.extra_template_basedirs:
         assert Path(basedir).is_dir()
+    assert config.HTMLExporter.sanitize_html is True  # formgrader and feedback alike
 
 
 def test_click_only_questions_save_restore_and_check_in_korean(tmp_path, monkeypatch, capsys):
