@@ -32,6 +32,7 @@ from test_course_flow import ASSIGNMENT, COURSE, NOTEBOOK, REPO, WIDGET_ANSWER
 from donghaeng.accounts import ensure_system_user
 from donghaeng.certification import Store, calibration_kappa
 from donghaeng.dashboard import calibration, export
+from donghaeng.exchange.hub import URL as EXCHANGE_PATH, URL_ENV
 
 XSS_NAME = "<script>alert('xss')</script>김"
 HOSTILE = {
@@ -136,7 +137,8 @@ def nbgrader_as(lab, user: HubUser, *args: str) -> None:
     entry = ensure_system_user(user.name, settings.lab.learner_group, settings.lab.home_root)
     env = {"HOME": entry.pw_dir, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8",
            "JUPYTER_CONFIG_PATH": str(settings.paths.jupyter_config), "JUPYTERHUB_USER": user.name,
-           "JUPYTERHUB_API_TOKEN": user.token, "JUPYTERHUB_API_URL": f"{lab.url}/hub/api"}
+           "JUPYTERHUB_API_TOKEN": user.token, "JUPYTERHUB_API_URL": f"{lab.url}/hub/api",
+           URL_ENV: f"{lab.url}{EXCHANGE_PATH}"}  # the exchange service, as learners' servers are told
     run = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=entry.pw_dir, env=env, check=False,
                          capture_output=True, text=True, user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
     assert run.returncode == 0, run.stdout + run.stderr
