@@ -134,27 +134,17 @@ def test_root_readers_do_not_follow_a_gradebook_or_feedback_link(setup):
         assert read_gradebook(setup.settings, COURSE) == ({}, {})
     finally:
         grader(setup, "mv", "-f", str(setup.course / "gradebook.db.saved"), str(db))
-    # a learner's submission whose timestamp is a link to a root-only file, and one that is a FIFO
-    inbound = setup.settings.paths.exchange / COURSE / "inbound"
-    inbound.mkdir(parents=True, exist_ok=True)
-    os.chown(inbound, *_ids(setup.runner.course.grader_user))
-    for kind in ("link", "fifo"):
-        folder = inbound / f"{setup.learner}+{ASSIGNMENT}+2024-01-01 00:00:00.000000 UTC+{kind}"
-        subprocess.run(["install", "-d", "-o", setup.learner, str(folder)], check=True)
-        if kind == "link":
-            assert as_user(setup.learner, "ln", "-s", "/etc/shadow", str(folder / "timestamp.txt")).returncode == 0
-            assert as_user(setup.learner, "ln", "-s", "/etc/shadow", str(folder / "submission_secret.txt")).returncode == 0
-        else:
-            assert as_user(setup.learner, "mkfifo", str(folder / "timestamp.txt")).returncode == 0
-    try:
-        assert submissions(setup.settings, COURSE, setup.learner, ASSIGNMENT) == []
-        assert feedback_html(setup.settings, COURSE, setup.learner, ASSIGNMENT, ASSIGNMENT) is None
-    finally:  # leave the exchange to nbgrader
-        shutil.rmtree(setup.settings.paths.exchange / COURSE)
+    # where root reads submissions and feedback (the exchange service's store) no learner can plant anything
+    store = setup.settings.paths.exchange
+    assert store.is_dir() and store.stat().st_mode & 0o777 == 0o700 and store.stat().st_uid != 0
+    assert as_user(setup.learner, "ln", "-s", "/etc/shadow", str(store / "planted")).returncode != 0
+    assert not (store / "planted").is_symlink()
+    assert submissions(setup.settings, COURSE, setup.learner, ASSIGNMENT) == []
+    assert feedback_html(setup.settings, COURSE, setup.learner, ASSIGNMENT, ASSIGNMENT) is None
 
 
 def test_autograde_runs_as_the_grader_so_a_gradebook_link_gets_no_root_write(setup):
-    setup.runner.release(ASSIGNMENT)
+    setup.runner._check("generate", "generate_assignment", ASSIGNMENT, "--force")  # no hub here: no release
     target = outside_file(setup, "target.sqlite")
     shutil.copyfile(setup.course / "gradebook.db", target)
     data = target.read_bytes()
