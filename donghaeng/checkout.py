@@ -1,8 +1,8 @@
 """Who may read the lab's own checkout: learners only the package, the lab's accounts what they need.
 
 Learners' servers import ``donghaeng`` from this checkout (the editable install maps the package to
-``<checkout>/donghaeng`` directly), so that folder (and ``pyproject.toml``) is world-readable; the checkout itself is ``0711``
-(reachable by name, not listable) and every other entry (``.git``, ``assignments/``, ``tests/``,
+``<checkout>/donghaeng`` directly), so that folder (and ``pyproject.toml``) is world-readable; the checkout itself is
+``0755`` (its names are no secret) and every other entry (``.git``, ``assignments/``, ``tests/``,
 ``docs/``…) is root's only, including files git adds later: this runs at every ``./lab up``/``test``
 and ``donghaeng up``.  The lab's own accounts (course graders, the certificate service) are in the
 group ``donghaeng-services``, which reads ``graders/`` (rubrics, the grading config) and ``hub/``
@@ -68,7 +68,9 @@ def share_with_services(top: Path, gid: int) -> None:
 def protect_checkout(root: Path = REPO_ROOT) -> None:
     """Apply the rules above to the checkout at *root* (root only; idempotent, a fraction of a second)."""
     gid = ensure_services_group()
-    root.chmod(0o711)
+    # Listable: where the package is found through a plain sys.path entry (the images' install), Python's
+    # import system lists this folder, and 0711 would hide the package. The entries' own modes protect them.
+    root.chmod(0o755)
     for entry in root.iterdir():
         if entry.is_symlink():
             continue
