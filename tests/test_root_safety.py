@@ -183,7 +183,8 @@ def test_a_learner_reads_nothing_in_the_checkout_but_the_package(setup):
                  REPO / "hub" / "lab.toml", REPO / "tests" / "test_root_safety.py", REPO / "README.md",
                  setup.settings.paths.root / "graders" / "nbgrader_config.py"):
         assert as_user(learner, "cat", str(path)).returncode != 0, path
-    assert as_user(learner, "ls", str(REPO)).returncode != 0  # not even the names
+    for private in (".git", "assignments", "graders", "hub", "tests"):  # names are visible, contents not
+        assert as_user(learner, "ls", str(REPO / private)).returncode != 0, private
     assert not (setup.settings.paths.root / "graders" / "calibration").exists()
     # what a learner's server needs still imports, from the same checkout
     imported = as_user(learner, str(Path(os.sys.executable)), "-c",
