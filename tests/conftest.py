@@ -31,7 +31,8 @@ def lab() -> Lab:
 # the default set-up, learner home on (tests/test_learner_home.py, tests/test_learner_journey.py); no model
 HOME_PEOPLE = {
     "learner": ("한지수", "learner", "ai-basics"),
-    "walker": ("오세영", "learner", "ai-basics"),
+    "walker": ("오세영", "learner", "ai-basics"),  # the browser journey's first login (keep untouched)
+    "hostile": ("윤다인", "learner", "ai-basics"),  # tests/test_learner_content_safety.py
     "trainer": ("문가람", "trainer", "ai-basics"),
 }
 

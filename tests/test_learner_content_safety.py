@@ -75,10 +75,10 @@ def put_file(user: HubUser, path: str, text: str) -> None:
 
 @pytest.fixture(scope="module")
 def graded(home_lab):
-    """The walker's hostile submission, collected, autograded and given feedback."""
+    """A hostile learner's submission, collected, autograded and given feedback."""
     lab = home_lab
     lab.cli("course", "release", COURSE, ASSIGNMENT)
-    learner = HubUser.logged_in(lab, "walker")
+    learner = HubUser.logged_in(lab, "hostile")
     learner.spawn()
     href, _ = start_links(home_page(learner))["AI 첫걸음 시작하기"]
     assert learner.http.get(href).status_code == 200  # the home's start button fetches the module
