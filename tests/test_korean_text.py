@@ -66,25 +66,7 @@ HANGUL = re.compile(r"[가-힣]")
 
 # Findings in files this check does not own yet, each with who fixes it. A stale entry fails the test,
 # so the list only shrinks. Keys are (path, check, text) with the text stripped.
-T3 = "assignments/ttt/source/t3-grading-calibration/t3-grading-calibration.ipynb"
-ERRORS = "donghaeng/modelservice/errors.py"
-KNOWN: dict[tuple[str, str, str], str] = {
-    (T3, "split particle", "- 내 점수를 **기준 점수(마스터 채점)** 와 견주어, 강사마다 점수가 크게 다르지 않게 **맞춰요**."):
-        "T3 rewrite (calibration): **기준 점수**(마스터 채점)와",
-    (T3, "split particle", "셀을 누르고 **Shift + Enter** 를 누르면 실행돼요. 다 했으면 저장하고 제출해 주세요."):
-        "T3 rewrite (calibration): **Shift + Enter**를",
-    (T3, "split particle", "이 답안에 몇 점(0~5)을 줄지 `practice_score = 점수` 로 써 보세요. 기준 점수와 1점 안으로 맞으면 통과예요."):
-        "T3 rewrite (calibration): `practice_score = 점수`로",
-    (T3, "split particle", "점수가 흔들리는 까닭은 대개 **기준을 섞어서** 보기 때문이에요. **답안 B** 를 기준별로 나눠 채점해 주세요."):
-        "T3 rewrite (calibration): **답안 B**를",
-    (T3, "split particle", "힌트나 (마감 뒤) 풀이를 보려면 아래 줄 맨 앞의 # 를 지우고 실행하세요."):
-        "T3 rewrite (calibration): 맨 앞의 # 표시를",
-    (ERRORS, "split particle", "'{model}' 모델은 채팅용이 아니라 '이어 쓰기'만 하는 기본(base) 모델이에요. "
-     "/v1/completions 에 prompt로 글의 앞부분을 보내 주세요."):
-        "model service messages: /v1/completions에",
-    (ERRORS, "split particle", "이 주소는 없어요. /v1/models, /v1/completions, /v1/chat/completions, /v1/tokenize 를 써 보세요."):
-        "model service messages: /v1/tokenize를",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ MSG_NO_PROMPT = "프롬프트(prompt)가 비어 있어요. 글을 조금 써 넣
 MSG_NO_MESSAGES = "대화 내용(messages)이 비어 있어요. {\"role\": \"user\", \"content\": \"...\"} 모양으로 보내 주세요."
 MSG_COMPLETION_ONLY = (
     "'{model}' 모델은 채팅용이 아니라 '이어 쓰기'만 하는 기본(base) 모델이에요. "
-    "/v1/completions 에 prompt로 글의 앞부분을 보내 주세요."
+    "/v1/completions에 prompt로 글의 앞부분을 보내 주세요."
 )
 MSG_TOO_LONG = (
     "프롬프트가 너무 길어요. 토큰이 {n:,}개인데 이 모델은 한 번에 {limit:,}개까지만 읽을 수 있어요. "
@@ -66,7 +66,7 @@ MSG_MODEL_FILE_MISSING = "언어 모델 파일을 찾지 못했어요. 관리자
 MSG_UPSTREAM = "언어 모델이 답을 만들지 못했어요. 잠시 후 다시 시도해 주세요. (엔진: {detail})"
 MSG_NO_TOKENIZE = "이 모델은 토큰 나누기(tokenize)를 지원하지 않아요."
 MSG_NOT_FOUND = (
-    "이 주소는 없어요. /v1/models, /v1/completions, /v1/chat/completions, /v1/tokenize 를 써 보세요."
+    "이 주소는 없어요. /v1/models, /v1/completions, /v1/chat/completions, /v1/tokenize를 써 보세요."
 )
 
 
