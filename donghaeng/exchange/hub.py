@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import pwd
-import secrets
 from pathlib import Path
 
+from .. import safe_fs
 from ..roster import ROLES
 from ..services import managed_service, service_token
 from ..settings import Course, Settings
@@ -68,18 +67,9 @@ def prepare(settings: Settings) -> None:
     tokens.chmod(0o755)
     for course in settings.courses:
         grader = ensure_system_user(course.grader_user, lab.learner_group, lab.home_root)
-        _write_private(grader_token_file(settings, course.grader_user), service_token(settings, course.grader_user),
-                       grader)
-
-
-def _write_private(path: Path, text: str, owner: pwd.struct_passwd) -> None:
-    """Write *text* readable by *owner* only, atomically, in a folder only root can change."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
-    with os.fdopen(fd, "w") as f:
-        os.fchown(f.fileno(), owner.pw_uid, owner.pw_gid)
-        f.write(text)
-    os.replace(tmp, path)
+        # readable by that grader only, written atomically without following a link (root writes it)
+        safe_fs.write_bytes(tokens, course.grader_user, service_token(settings, course.grader_user).encode(),
+                            mode=0o400, owner=(grader.pw_uid, grader.pw_gid))
 
 
 def service_config(settings: Settings) -> ServiceConfig:
