@@ -32,7 +32,7 @@ from typing import Literal
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import safe_fs
+from . import database, safe_fs
 from .accounts import ensure_system_user
 from .checkout import add_to_services, services_gid
 from .exchange import hub as exchange_hub
@@ -89,7 +89,10 @@ class StepResult:
 
 NOT_GRADED = "nbgrader가 채점하지 못했어요 (기록은 .donghaeng/autograde/ 에 있어요)"
 # A gradebook write that lost a race with another grading process (SQLite allows one writer).
-GRADEBOOK_BUSY = ("database is locked", "database table is locked")
+GRADEBOOK_BUSY = ("database is locked", "database table is locked",
+                  # PostgreSQL: two graders created the same row, or waited on each other
+                  "duplicate key value violates unique constraint", "deadlock detected",
+                  "could not serialize access")
 # nbgrader logs a cell that ran past the timeout as an error, but grades the notebook (that cell fails).
 EXPECTED_ERRORS = ("Timeout waiting for execute reply", "Interrupting kernel")
 
@@ -189,8 +192,10 @@ class CourseRunner:
         safe_fs.write_text(self.root, "nbgrader_config.py", COURSE_CONFIG.format(
             policy=str(self.settings.paths.root / "graders" / "nbgrader_config.py"),
             root=str(self.root), course_id=self.course.id,
-            exchange=exchange_hub.grader_config(self.settings, self.course),
+            exchange=exchange_hub.grader_config(self.settings, self.course)
+            + database.course_config(self.settings, self.course),
         ), owner=owner)
+        database.prepare_course(self.settings, self.course)  # PostgreSQL: its role and database
         source = self.settings.assignments_dir(self.course) / "source"
         if source.is_dir():
             with safe_fs.open_dir(self.root, "source", create=True, mode=0o755, owner=owner):
@@ -434,17 +439,15 @@ class CourseRunner:
                           {k: Outcome(**v) for k, v in data["outcomes"].items()})
 
     def _ensure_gradebook(self) -> None:
-        db = self.root / "gradebook.db"
-        if not db.exists():
-            Gradebook(f"sqlite:///{db}", course_id=self.course.id).close()
+        if not database.gradebook_exists(self.settings, self.course.id):
+            Gradebook(database.gradebook_url(self.settings, self.course.id), course_id=self.course.id).close()
 
     def _finish(self, assignment: str, result: StepResult) -> None:
         """Zero the refused submissions in the gradebook, then read and explain every score."""
-        db = self.root / "gradebook.db"
-        if not db.exists():
+        if not database.gradebook_exists(self.settings, self.course.id):
             self._outcomes_without_gradebook(result)
             return
-        with Gradebook(f"sqlite:///{db}", course_id=self.course.id) as gb:
+        with Gradebook(database.gradebook_url(self.settings, self.course.id), course_id=self.course.id) as gb:
             for student in result.refused:
                 _zero_submission(gb, assignment, student)
             for student in sorted([*result.ok, *result.skipped, *result.refused, *result.failed]):
@@ -495,7 +498,12 @@ class CourseRunner:
 def gradebook_snapshot(settings: Settings, course_id: str) -> Iterator[Gradebook | None]:
     """The course's gradebook for root's readers (home, dashboard, certification), None before the first
     grading (it is never created here).  A private copy read through a checked descriptor: the grader
-    account owns the file and could have put a link or a FIFO in its place."""
+    account owns the file and could have put a link or a FIFO in its place.  With PostgreSQL it is read
+    through the read-only role instead (:mod:`donghaeng.database`)."""
+    if database.uses_postgres(settings):
+        with database.reader_gradebook(settings, course_id) as gb:
+            yield gb
+        return
     with ExitStack() as stack:
         try:
             path = stack.enter_context(safe_fs.sqlite_snapshot(settings.paths.courses, f"{course_id}/gradebook.db"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-from . import classstart
+from . import classstart, database
 from .exchange import hub as exchange_hub
 from .roles import hub_roles
 from .services import managed_service
@@ -100,7 +100,7 @@ def apply_config(c, settings: Settings) -> None:
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = ports["hub"]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
-    c.JupyterHub.db_url = f"sqlite:///{paths.hub_db}"
+    c.JupyterHub.db_url = database.hub_url(settings)  # SQLite in the state folder, or [database] hub_url
     c.JupyterHub.cookie_secret_file = str(paths.cookie_secret)
     c.JupyterHub.pid_file = str(paths.state / "jupyterhub.pid")
     c.ConfigurableHTTPProxy.command = proxy_command()

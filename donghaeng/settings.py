@@ -12,6 +12,7 @@ import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -291,6 +292,72 @@ class Containers(_Strict):
         "servers are started (all modes; 0: never).")
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg2")
+
+
+def _postgres_url_problem(url: str, *, template: bool) -> str | None:
+    """Why *url* is not a usable PostgreSQL URL for ``[database]``, in Korean and English, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in POSTGRES_SCHEMES:
+        return f"postgresql:// 로 시작하는 주소여야 해요 / must start with postgresql://: {url}"
+    if parts.password is not None:
+        return ("비밀번호는 주소에 적지 말고 password_file(root만 읽는 pgpass 파일)에 적어 주세요 / "
+                "put the password in password_file (a root-only pgpass file), not in the URL")
+    name = parts.path.lstrip("/")
+    if not name or "/" in name:
+        return f"주소 끝에 데이터베이스 이름이 하나 있어야 해요 / the URL needs one database name: {url}"
+    if template and (url.count("{course}") != 1 or "{course}" not in name):
+        return ("gradebook_url의 데이터베이스 이름에 {course}가 한 번 들어가야 해요(과정마다 데이터베이스 하나) / "
+                "the database name must contain {course} once (one database per course)")
+    if template and parts.username:
+        return ("gradebook_url에는 사용자 이름을 적지 않아요: 과정마다 grader-<과정> 역할을 만들어요 / "
+                "leave the user out: each course gets its own role grader-<course>")
+    return None
+
+
+class Database(_Strict):
+    """PostgreSQL for the hub and the gradebooks (``[database]``, docs/admin-guide.md "PostgreSQL").
+
+    Left out, the hub and each course keep SQLite files.  nbgrader's FAQ: SQLite is not safe when
+    several people grade at once.
+    """
+
+    hub_url: str | None = Field(
+        default=None, description="The hub's database, e.g. 'postgresql://donghaeng_hub@127.0.0.1:5432/donghaeng_hub'.")
+    gradebook_url: str | None = Field(
+        default=None, description="One database per course, {course} replaced by the course id, e.g. "
+                                  "'postgresql://127.0.0.1:5432/donghaeng_{course}'; each course's role is grader-<id>.")
+    admin_url: str | None = Field(
+        default=None, description="Role with CREATEROLE and CREATEDB that `donghaeng up` uses to make each course's "
+                                  "role and database; default: hub_url.")
+    password_file: Path | None = Field(
+        default=None, description="Root-only (0600) pgpass file with the passwords of hub_url's and admin_url's roles; "
+                                  "default: libpq's own (~/.pgpass, PGPASSFILE) or peer authentication.")
+
+    @model_validator(mode="after")
+    def _urls(self) -> "Database":
+        for key, template in (("hub_url", False), ("gradebook_url", True), ("admin_url", False)):
+            url = getattr(self, key)
+            if url is not None and (problem := _postgres_url_problem(url, template=template)):
+                raise ValueError(f"{key}: {problem}")
+        if self.gradebook_url and not (self.admin_url or self.hub_url):
+            raise ValueError("gradebook_url을 쓰려면 admin_url(또는 hub_url)이 있어야 해요: 과정마다 역할과 "
+                             "데이터베이스를 만들 계정이에요 / gradebook_url needs admin_url or hub_url")
+        if self.password_file is not None:
+            if not self.password_file.is_absolute():
+                raise ValueError(f"password_file은 절대 경로로 적어 주세요 / must be absolute: {self.password_file}")
+            try:
+                mode = self.password_file.stat().st_mode
+            except PermissionError:  # the lab's services load settings as unprivileged accounts; root checks
+                mode = 0
+            except FileNotFoundError:
+                raise ValueError(f"password_file이 없어요 / not found: {self.password_file}") from None
+            if mode & 0o077:
+                raise ValueError(f"password_file을 다른 계정도 읽을 수 있어요. `chmod 600 {self.password_file}`로 "
+                                 "바꿔 주세요 / readable by others (libpq ignores such a file)")
+        return self
+
+
 def _default_models() -> list[ModelEntry]:
     return [ModelEntry(name="gemma3-270m", path=PACKAGED_MODEL)]
 
@@ -305,6 +372,7 @@ class Settings(_Strict):
     home: Home = Home()
     learner_ui: LearnerUI = LearnerUI()
     dashboard: Dashboard = Dashboard()
+    database: Database = Database()
     source: Path | None = None
 
     @field_validator("courses")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
+import pgharness
 from hubclient import HubUser
 from labharness import Lab, running_lab
 
@@ -45,9 +47,8 @@ def home_lab() -> Lab:
         yield lab
 
 
-@pytest.fixture(scope="session")
-def logged_in(lab):
-    """Log a roster member in (choosing a password on first login) and give them an API token."""
+def login_cache(lab: Lab) -> Callable[[str], HubUser]:
+    """Log a roster member of *lab* in (choosing a password on first login) once, with an API token."""
     users: dict[str, HubUser] = {}
 
     def get(key: str) -> HubUser:
@@ -56,6 +57,23 @@ def logged_in(lab):
         return users[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def logged_in(lab):
+    """Log a roster member in (choosing a password on first login) and give them an API token."""
+    return login_cache(lab)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster (tests/pgharness.py) for the labs that keep their databases there."""
+    if os.geteuid() != 0:
+        pytest.skip("the cluster runs as the postgres account: run the suite as root (as .ci/run does)")
+    if not pgharness.available():
+        pytest.skip("Debian's postgresql is not installed (./lab test installs it)")
+    with pgharness.throwaway_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

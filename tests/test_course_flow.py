@@ -2,6 +2,9 @@
 
 Learners use their own servers' nbgrader endpoints over HTTP (as the JupyterLab panel does); the
 trainer uses the ``donghaeng course`` commands.  Bad submissions must not stop or lose anyone's work.
+Every test runs twice: on the SQLite lab, and on a lab whose hub database and gradebooks are in
+PostgreSQL (``[database]``, a throwaway cluster), where the dashboard and the certification gate read
+the grades too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from labharness import ARTIFACTS
+from conftest import PEOPLE, login_cache
+from donghaeng import database
+from labharness import ARTIFACTS, running_lab
 from notebooks import solved
 
 pytestmark = pytest.mark.slow
@@ -40,6 +45,22 @@ def assignment_action(user, action: str) -> dict | list:
 
 def run_as(user: str, *cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["runuser", "-u", user, "--", *cmd], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def lab(request, lab):
+    """The session's SQLite lab, or one of the same set-up whose databases are in PostgreSQL."""
+    if request.param == "sqlite":
+        yield lab
+        return
+    cluster = request.getfixturevalue("postgres")
+    with running_lab(PEOPLE, "[home]\nenabled = false\n" + cluster.settings_toml()) as pg_lab:
+        yield pg_lab
+
+
+@pytest.fixture(scope="module")
+def logged_in(lab):
+    return login_cache(lab)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +118,7 @@ def test_submit_autograde_feedback(lab, learners):
     broken = course_dir / "submitted" / learner2.name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert broken.read_text() == '{"cells": [ this is not json'  # nothing lost
 
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id=COURSE) as gb:
+    with Gradebook(database.gradebook_url(lab.settings, COURSE), course_id=COURSE) as gb:
         submission = gb.find_submission(ASSIGNMENT, learner.name)
         assert submission.max_code_score == 6
         assert submission.code_score == 6
@@ -116,6 +137,22 @@ def test_submit_autograde_feedback(lab, learners):
     fetched = learner.server("GET", f"api/contents/{listing[0]['path']}").json()["content"]
     assert [f["name"] for f in fetched] == [f"{ASSIGNMENT}.html"], "only the notebook's feedback is released"
     (ARTIFACTS / "feedback.html").write_text(html, encoding="utf-8")  # what the learner reads
+
+
+def test_dashboard_and_certification_read_the_grades(lab, learners):
+    """What the trainer dashboard and the certification gate show comes from the gradebook just graded
+    (with PostgreSQL: read through the read-only role, not a file)."""
+    from donghaeng.certification import evaluate
+    from donghaeng.dashboard.progress import build_report
+
+    learner, learner2 = learners["learner"], learners["learner2"]
+    report = build_report(lab.settings, lab.settings.course(COURSE), {}, inactive_days=7, failing_below=60)
+    cells = {row.person.login: row.cells[ASSIGNMENT] for row in report.rows}
+    assert (cells[learner.name].score, cells[learner.name].max_score) == (6, 9)
+    assert cells[learner2.name].score == 0
+    assert report.queue[ASSIGNMENT] >= 1  # the reflection waits for the trainer
+    [status] = evaluate(lab.settings, learner.name)
+    assert status.scores[COURSE][ASSIGNMENT].score == 6
 
 
 def test_submission_without_the_notebook_is_refused(lab, learners):
@@ -137,6 +174,10 @@ def test_learners_cannot_read_each_other_or_the_course(lab, learners):
     for path in (course_dir / "source", course_dir / "gradebook.db"):
         assert run_as(learner.name, "ls", str(path)).returncode != 0, path
     assert run_as(learner.name, "ls", str(REPO / "assignments")).returncode != 0
+    if database.uses_postgres(lab.settings):  # learners have no role: the grader's URL gets them nowhere
+        probe = f"import sqlalchemy; sqlalchemy.create_engine({database.gradebook_url(lab.settings, COURSE)!r}).connect()"
+        denied = run_as(learner.name, str(lab.settings.lab.user_prefix / "bin" / "python"), "-c", probe)
+        assert denied.returncode != 0 and "password" in denied.stderr, denied.stderr
 
 
 def test_learner_server_has_no_instructor_tools(learners, logged_in):
