@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
+import os
+import secrets
 from collections import OrderedDict
 from functools import cached_property, partial
 from pathlib import Path
@@ -23,15 +25,17 @@ from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler
-from jupyterhub.utils import new_token
+from jupyterhub.utils import compare_token, hash_token, new_token
 from sqlalchemy.orm import Session
 from tornado import web
 from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import PeriodicCallback
 from traitlets import Float, Int, List, Unicode, default
 
+from . import safe_fs
 from .cohort import Account, Cohort, PasswordPolicyError
 from .roles import groups_for
+from .roster import Person, _login_problem
 
 FIRST_LOGIN_COOKIE = "donghaeng-first-login"
 FIRST_LOGIN_MINUTES = 15
@@ -222,7 +226,8 @@ class RosterAuthenticator(Authenticator):
         self._sign_out_check = PeriodicCallback(partial(self.sign_out_reset_accounts, app.db),
                                                 self.sign_out_check_interval * 1000)
         self._sign_out_check.start()
-        return [("/login", RosterLoginHandler), ("/change-password", ChangePasswordHandler)]
+        return [("/login", RosterLoginHandler), ("/change-password", ChangePasswordHandler),
+                ("/first-admin", FirstAdminHandler)]
 
 
 def refuse_throttled(handler: BaseHandler, seconds: float) -> str:
@@ -380,3 +385,89 @@ class ChangePasswordHandler(BaseHandler):
         self.log.info("%s changed the password: logged out elsewhere (%d tokens revoked), logged in here",
                       user.name, revoked)
         self.redirect(self.get_next_url(user))
+
+
+# -- the first admin of a lab started without a roster ---------------------------------------------
+FIRST_ADMIN_TOKEN = "first-admin-token"  # in the root-only state folder, next to the cohort database
+FIRST_ADMIN_GONE = "이 주소는 더 쓸 수 없어요. 첫 관리자 계정을 이미 만들었어요. 로그인해 주세요."
+FIRST_ADMIN_WRONG = "토큰이 맞지 않아요. donghaeng up이 보여 준 토큰을 그대로 넣어 주세요."
+
+
+def issue_first_admin_token(state: Path) -> str:
+    """A new one-time token for ``/hub/first-admin``, replacing any earlier one; only its hash is kept."""
+    token = secrets.token_urlsafe(24)
+    safe_fs.write_text(state, FIRST_ADMIN_TOKEN, hash_token(token) + "\n", mode=0o600)
+    return token
+
+
+class FirstAdminHandler(BaseHandler):
+    """Set up the first admin with the one-time token ``donghaeng up`` printed (labs without ``--demo``).
+
+    The token is claimed by renaming its file, so it works once even when two forms race; a form that
+    fails after the claim (a password the policy refuses) gives it back.
+    """
+
+    @property
+    def token_file(self) -> Path:
+        return Path(self.authenticator.cohort_db).parent / FIRST_ADMIN_TOKEN
+
+    async def _render_form(self, error: str | None = None, **values: str) -> None:
+        self.finish(await self.render_template(
+            "first-admin.html", error=error, done=False, min_length=self.authenticator.min_password_length,
+            xsrf=self.xsrf_token.decode("ascii"), action=self.hub.base_url + "first-admin", **values))
+
+    async def get(self) -> None:
+        if not self.token_file.exists():
+            raise web.HTTPError(404, FIRST_ADMIN_GONE)
+        await self._render_form()
+
+    async def post(self) -> None:
+        auth: RosterAuthenticator = self.authenticator
+        address = client_address(self.request)
+        wait = auth.throttle.wait("\0first-admin", address)
+        if wait:
+            message = refuse_throttled(self, wait)
+            await self._render_form(message)
+            return
+        login = self.get_argument("login", "", strip=True).lower()
+        name = self.get_argument("name", "", strip=True)
+        new = self.get_argument("new_password", "")
+        try:
+            stored = self.token_file.read_text().strip()
+        except FileNotFoundError:
+            raise web.HTTPError(403, FIRST_ADMIN_GONE) from None
+        if not compare_token(stored, self.get_argument("token", "", strip=True)):
+            auth.throttle.spend("\0first-admin", address)
+            self.set_status(403)
+            await self._render_form(FIRST_ADMIN_WRONG, login=login, name=name)
+            return
+        error = _login_problem(login) or (
+            "이름을 적어 주세요." if not name or len(name) > 50 else
+            "새 비밀번호 두 칸이 서로 달라요. 같게 입력해 주세요." if new != self.get_argument("confirm_password", "")
+            else None)
+        if error is None and await asyncio.to_thread(auth.cohort.get, login) is not None:
+            error = "이미 있는 아이디예요. 다른 아이디를 정해 주세요."
+        if error is None:
+            try:  # the policy check alone: no such account yet, so nothing is written
+                await asyncio.to_thread(auth.cohort.set_password, login, new, auth.min_password_length)
+            except PasswordPolicyError as e:
+                error = str(e)
+        if error:
+            self.set_status(400)
+            await self._render_form(error, login=login, name=name)
+            return
+        claimed = self.token_file.with_name(f".{FIRST_ADMIN_TOKEN}.{secrets.token_hex(6)}")
+        try:
+            os.rename(self.token_file, claimed)
+        except FileNotFoundError:  # another form used it a moment ago
+            raise web.HTTPError(403, FIRST_ADMIN_GONE) from None
+        try:
+            await asyncio.to_thread(auth.cohort.import_people, [Person(login, name, "admin", ())])
+            await asyncio.to_thread(auth.cohort.set_password, login, new, auth.min_password_length)
+        except BaseException:
+            os.rename(claimed, self.token_file)
+            raise
+        claimed.unlink()
+        self.log.info("First admin %s set up with the one-time token", login)
+        self.finish(await self.render_template("first-admin.html", done=True, login=login,
+                                               login_url=self.settings["login_url"]))

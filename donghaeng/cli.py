@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
 
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .cohort import Cohort
@@ -23,7 +24,7 @@ from .classstart import class_app
 from .images import images_app
 from .k8s import k8s_app
 from .provision import ProvisionError, import_roster, prepare_lab
-from .roster import RosterError
+from .roster import RosterError, read_roster
 from .settings import REPO_ROOT, SETTINGS_ENV, SPAWNER_ENV, Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -94,8 +95,15 @@ def up(
     demo: Annotated[bool, typer.Option(help="데모 학습자 명단을 넣어요 / load the demo cohort.")] = False,
     spawner: Annotated[Optional[str], typer.Option(
         help="설정 파일의 lab.spawner 대신: local, docker, swarm / overrides lab.spawner.")] = None,
+    admin_roster: Annotated[Optional[Path], typer.Option(
+        "--admin-roster", exists=True, dir_okay=False,
+        help="이 명단의 관리자 줄만 가져와요(첫 관리자) / import the admin rows of this roster.")] = None,
 ) -> None:
-    """허브를 시작해요 / Start the hub (prepares folders, courses and accounts first)."""
+    """허브를 시작해요 / Start the hub (prepares folders, courses and accounts first).
+
+    Without --demo no demo cohort is imported: the first admin comes from --admin-roster, or from the
+    one-time token printed here for /hub/first-admin while the cohort has no admin.
+    """
     if spawner:
         os.environ[SPAWNER_ENV] = spawner  # the hub's own load_settings() sees it too
     settings = _settings(settings_path)
@@ -108,6 +116,8 @@ def up(
         raise _fail(e) from e
     if demo:
         _print_demo_accounts(settings, report.initial_passwords if report else {})
+    else:
+        _first_admin(settings, admin_roster)
     if settings.lab.spawner != "local" and not settings.containers.image:
         _images_in_step_with_the_code()
     console.print(f"[bold green]동행랩을 시작해요[/bold green]: {settings.lab.public_url}  "
@@ -127,6 +137,36 @@ def _images_in_step_with_the_code() -> None:
         build_images(["learner", "grader"], console=console)
     except ImageError as e:  # e.g. Docker is down: the hub still starts and explains it to learners
         err.print(f"[yellow]{e}[/yellow]")
+
+
+def _first_admin(settings: Settings, admin_roster: Optional[Path]) -> None:
+    """Admins from the roster's admin rows; with none in the cohort, a one-time token for the web page."""
+    from .auth import issue_first_admin_token
+    from .cohort import write_password_file
+
+    cohort = Cohort(settings.paths.cohort_db)
+    if admin_roster:
+        try:
+            admins = [p for p in read_roster(admin_roster, [c.id for c in settings.courses]) if p.role == "admin"]
+        except RosterError as e:
+            err.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from e
+        if not admins:
+            err.print(f"[red]{admin_roster}에 관리자(역할: 관리자/admin) 줄이 없어요 / no admin rows[/red]")
+            raise typer.Exit(1)
+        passwords = cohort.import_people(admins).initial_passwords
+        if passwords:
+            write_password_file(settings.paths.passwords, passwords)
+        for login, password in passwords.items():
+            console.print(f"관리자 {login}: 처음 비밀번호 {password}  (처음 로그인하면 새 비밀번호를 정해요)")
+    if any(a.person.role == "admin" for a in cohort.accounts()):
+        return
+    token = issue_first_admin_token(settings.paths.state)
+    console.print(
+        "[bold]아직 관리자가 없어요.[/bold] 아래 주소에서 이 토큰으로 첫 관리자를 만들어 주세요(한 번만 쓸 수 있고, "
+        "다시 보여 주지 않아요).\nNo admin yet: set one up at this address with this one-time token.\n"
+        f"  주소 / address: {settings.lab.public_url}/hub/first-admin\n  토큰 / token: {token}",
+        highlight=False)
 
 
 def _print_demo_accounts(settings: Settings, new_passwords: dict[str, str]) -> None:
@@ -382,3 +422,67 @@ def status(settings_path: SettingsOpt = None) -> None:
             table.add_row(course.id, assignment, "예" if released else "아니요",
                           str(len(runner.submitted(assignment))), str(graded_n))
     console.print(table)
+
+
+@app.command()
+def backup(settings_path: SettingsOpt = None,
+           output: Annotated[Optional[Path], typer.Option(
+               "--output", "-o", help="백업 파일 경로(기본: /var/backups/donghaeng/…) / archive path.")] = None,
+           ) -> None:
+    """실습실 전체를 백업 파일 하나로 남겨요(수업 중에도) / Back up every piece of state, even mid-class."""
+    from .backup import BackupError, backup as run_backup
+
+    settings = _settings(settings_path)
+    try:
+        with _file_progress("백업하고 있어요 / backing up") as step:
+            report = run_backup(settings, output, step)
+    except BackupError as e:
+        err.print(f"[red]{e}[/red]", highlight=False)
+        raise typer.Exit(1) from e
+    console.print(f"[green]백업했어요[/green]: {report.archive} (root만 읽을 수 있어요 / root-only)\n"
+                  f"파일 {report.files}개, {report.bytes / 2**20:.1f} MiB · 데이터베이스 {len(report.databases)}개 · "
+                  f"홈 {len(report.homes)}개", highlight=False)
+    _print_skipped(report.skipped, "백업하지 않은 항목 / not backed up")
+
+
+@app.command()
+def restore(archive: Annotated[Path, typer.Argument(help="donghaeng backup이 만든 파일 / the archive.")],
+            settings_path: SettingsOpt = None,
+            force: Annotated[bool, typer.Option(
+                "--force", help="허브가 실행 중이어도 복원해요 / restore even while the hub runs.")] = False,
+            ) -> None:
+    """백업 파일을 검사한 뒤 되살려요(허브를 멈춘 뒤) / Check an archive, then restore it (hub stopped)."""
+    from .backup import BackupError, restore as run_restore
+
+    settings = _settings(settings_path)
+    try:
+        with _file_progress("검사하고 되살리고 있어요 / checking and restoring") as step:
+            report = run_restore(settings, archive, force=force, step=step)
+    except BackupError as e:
+        err.print(f"[red]{e}[/red]", highlight=False)
+        raise typer.Exit(1) from e
+    console.print(f"[green]복원했어요[/green]: 파일 {report.files}개, 홈 {len(report.homes)}개. "
+                  "이제 sudo donghaeng up으로 시작해요. / Restored; start the lab with `sudo donghaeng up`.",
+                  highlight=False)
+    for path in report.kept_aside:
+        console.print(f"전에 있던 것은 여기 남겨 두었어요(확인 뒤 지워도 돼요) / previous copy kept: {path}",
+                      highlight=False)
+    if report.created_accounts:
+        console.print(f"새로 만든 시스템 계정 / accounts created: {', '.join(report.created_accounts)}")
+    _print_skipped(report.skipped, "주의 / notes")
+
+
+@contextmanager
+def _file_progress(description: str) -> Iterator[Callable[[str], None]]:
+    """A progress display counting files; yields the callback backup and restore call per file."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("파일 {task.completed}개"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda _member: progress.advance(task)
+
+
+def _print_skipped(lines: list[str], title: str) -> None:
+    if lines:
+        err.print(f"[yellow]{title} ({len(lines)}):[/yellow]")
+        for line in lines:
+            err.print(f"  - {line}", markup=False, highlight=False)
