@@ -54,6 +54,9 @@ DEFAULT_MODEL_PATH = "/opt/donghaeng/models/gemma3-270m-q4_k_m.gguf"
 #: Gemma 3 270M's context window (``gemma3.context_length`` in the GGUF); a client refines it
 #: from the model config or the service when it can.
 DEFAULT_CONTEXT_LENGTH = 32768
+#: Extension field of the lab's model service beside OpenAI's ``logprobs.top_logprobs`` maps: per
+#: position, a list of ``{"token", "logprob", "id"}`` best first (keeps token ids and equal-text tokens).
+TOP_LOGPROBS_DETAIL = "x_top_logprobs"
 
 MSG_EMPTY_PROMPT = "프롬프트가 비어 있어요. 글을 조금 써 넣고 다시 눌러 주세요."
 MSG_MODEL_ERROR = "모델이 답을 만들지 못했어요. 잠시 뒤 다시 해 보고, 계속 안 되면 강사님께 알려 주세요."
@@ -558,8 +561,9 @@ class ServiceClient(ModelClient):
       "stop", "stream": true}`` -> Server-Sent Events ``data: {"choices": [{"text": ...}]}`` ...
       ``data: [DONE]``.
     * ``POST {base}/completions`` ``{"model", "prompt", "max_tokens": 1, "temperature": 1,
-      "logprobs": top_k}`` -> ``choices[0].logprobs.top_logprobs[0]``: either the OpenAI legacy
-      ``{token_text: logprob}`` map or a list of ``{"token", "logprob", "id"?}``.  A token text
+      "logprobs": top_k}`` -> the lab service's ``choices[0].logprobs.x_top_logprobs[0]`` (a list of
+      ``{"token", "logprob", "id"}``) when present, else ``top_logprobs[0]``: OpenAI's
+      ``{token_text: logprob}`` map (or such a list).  A token text
       of the form ``"token_id:123"`` gives the id; otherwise an unknown id is ``-1``.  The
       logprobs must be of the untempered distribution: the temperature is applied here (over
       the top-k plus an estimate of the remaining mass, so probabilities stay <= 1).
@@ -743,8 +747,9 @@ class ServiceClient(ModelClient):
         with self._request("completions", payload) as resp:
             data = self._json(resp)
         try:
-            top = data["choices"][0]["logprobs"]["top_logprobs"][0]
-        except (KeyError, IndexError, TypeError) as exc:
+            logprobs = data["choices"][0]["logprobs"]
+            top = (logprobs.get(TOP_LOGPROBS_DETAIL) or logprobs["top_logprobs"])[0]
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ModelError(MSG_MODEL_ERROR) from exc
         entries: list[tuple[int, str, float]] = []
         if isinstance(top, dict):

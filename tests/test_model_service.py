@@ -19,9 +19,11 @@ from pathlib import Path
 
 import httpx
 import labharness
+import openai
 import pytest
 from hubclient import HubUser
 
+from donghaeng.model_client import TOP_LOGPROBS_DETAIL
 from donghaeng.modelservice.app import legacy_logprobs, upstream_error
 from donghaeng.modelservice.engine import piece_text
 from donghaeng.modelservice.errors import ServiceError
@@ -120,8 +122,20 @@ def test_legacy_logprobs_keep_ids_and_byte_pieces():
     offsets = [0]
     out = legacy_logprobs(content, offsets)
     assert out["tokens"] == ["안녕", "하세요"] and out["text_offset"] == [0, 2] and offsets == [5]
-    assert out["top_logprobs"][0][1] == {"token": "<0xF0>", "logprob": -3.0, "id": 238}
+    # OpenAI's shape, which the official SDKs parse: one {token: logprob} map per position ...
+    assert out["top_logprobs"] == [{"안녕": -0.1, "<0xF0>": -3.0}, {}]
+    # ... and the lab's extension keeps ids (and tokens whose texts collide) for the widgets
+    assert out[TOP_LOGPROBS_DETAIL][0][1] == {"token": "<0xF0>", "logprob": -3.0, "id": 238}
     assert piece_text([0xEC, 0x95, 0x88]) == "안" and piece_text("▁hi") == "▁hi"
+
+
+def test_a_tampered_engine_source_is_refused_before_it_is_built(tmp_path):
+    from donghaeng.modelservice.build import SDIST_FILE, checked_sdist
+
+    tampered = tmp_path / SDIST_FILE
+    tampered.write_bytes(b"not the pinned llama.cpp sources")
+    with pytest.raises(SystemExit, match="SHA-256이 고정된 값과 달라요"):
+        checked_sdist(tampered)
 
 
 def run(coro):
@@ -507,11 +521,31 @@ def test_logprobs_give_the_next_token_distribution(svc):
     r = svc.post("completions", {"prompt": "대한민국의 수도는", "max_tokens": 1, "temperature": 1.0, "logprobs": 5})
     assert r.status_code == 200, r.text
     data = r.json()
-    top = data["choices"][0]["logprobs"]["top_logprobs"][0]
+    top = data["choices"][0]["logprobs"][TOP_LOGPROBS_DETAIL][0]
     assert len(top) == 5
     assert all(isinstance(t["id"], int) and t["logprob"] <= 0 for t in top)
+    openai_map = data["choices"][0]["logprobs"]["top_logprobs"][0]
+    assert set(openai_map) == {t["token"] for t in top}
+    assert all(openai_map[t["token"]] >= t["logprob"] for t in top)  # equal texts: the likeliest one
     assert 0 < sum(__import__("math").exp(t["logprob"]) for t in top) <= 1.0001
     assert data["usage"]["completion_tokens"] == 1
+
+
+@pytest.mark.slow
+def test_the_official_openai_sdk_reads_completions_logprobs_and_streams(svc):
+    sdk = openai.OpenAI(base_url=svc.base, api_key=svc.users["learner"].token,
+                        http_client=httpx.Client(trust_env=False))  # the SDK sends "Bearer <hub token>"
+    done = sdk.completions.create(model=MODEL, prompt="대한민국의 수도는", max_tokens=1, temperature=1.0, logprobs=5)
+    top = done.choices[0].logprobs.top_logprobs[0]
+    assert done.model == MODEL and len(top) == 5
+    assert all(isinstance(token, str) and logprob <= 0 for token, logprob in top.items())
+    texts = [chunk.choices[0].text for chunk in sdk.completions.create(
+        model=MODEL, prompt="옛날 옛적에 작은 마을에", max_tokens=12, temperature=0.8, stream=True,
+        extra_body={"ignore_eos": True}) if chunk.choices]
+    assert sum(1 for t in texts if t) >= 5, texts
+    with pytest.raises(openai.BadRequestError) as refused:  # a learner's mistake: a Korean message, no retry
+        sdk.completions.create(model=MODEL, prompt="안녕", max_tokens=2, temperature=9)
+    assert HANGUL.search(str(refused.value))
 
 
 @pytest.mark.slow
@@ -584,12 +618,20 @@ def test_queue_full_and_per_user_limit_answer_429_in_korean_and_trainers_go_firs
     time.sleep(0.5)                                   # a2 waits: the queue (size 1) is full
     r = svc.post("completions", {"prompt": "안녕", "max_tokens": 2}, key="learner")
     assert r.status_code == 429 and r.json()["error"]["reason"] == "user_concurrency", r.text
+    assert r.headers["x-should-retry"] == "false"  # OpenAI's SDKs would otherwise retry into the full queue
     korean(r.json())
     r = svc.post("completions", {"prompt": "안녕", "max_tokens": 2}, key="learner2")
     assert r.status_code == 429 and r.json()["error"]["reason"] == "queue_full", r.text
     error = r.json()["error"]
     assert "잠시 후 다시 시도해 주세요" in error["message"]
     assert (error["queue_length"], error["queue_size"]) == (1, 1) and r.headers["Retry-After"]
+    assert r.headers["x-should-retry"] == "false"
+    sent = []  # the official SDK (2 automatic retries by default) gives up at once, with the Korean message
+    sdk = openai.OpenAI(base_url=svc.base, api_key=svc.users["learner2"].token,
+                        http_client=httpx.Client(trust_env=False, event_hooks={"request": [sent.append]}))
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk.completions.create(model=MODEL, prompt="안녕", max_tokens=2)
+    assert len(sent) == 1 and "잠시 후 다시 시도해 주세요" in str(refused.value)
     threads.append(threading.Thread(target=_long_stream, args=(svc, "trainer", results, "t", 20)))
     threads[2].start()                                # the trainer's reserve place, ahead of a2
     for t in threads:

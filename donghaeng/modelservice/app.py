@@ -31,6 +31,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
 
+from ..model_client import TOP_LOGPROBS_DETAIL
 from . import errors as E
 from .config import ServiceConfig
 from .engine import (
@@ -545,20 +546,28 @@ def legacy_logprobs(content: list[dict[str, Any]], offsets: list[int]) -> dict[s
     """llama-server's per-token ``{"id", "token", "bytes", "logprob", "top_logprobs": [...]}`` list ->
     OpenAI's completions shape ``{"tokens", "token_logprobs", "top_logprobs", "text_offset"}``.
 
-    ``top_logprobs[i]`` is a list of ``{"token", "logprob", "id"}`` (best first) rather than OpenAI's
-    ``{token: logprob}`` map, so two candidates with the same text stay apart and keep their ids.
+    ``top_logprobs[i]`` is OpenAI's ``{token: logprob}`` map, so the official SDKs parse it.  Two
+    candidates with the same text collide in a map and token ids are lost, so the richer form rides
+    along in the extension field :data:`TOP_LOGPROBS_DETAIL`: per position, a list of
+    ``{"token", "logprob", "id"}`` best first (the lab's next-token widgets read it).
     *offsets* carries the running text offset across the chunks of one stream.
     """
-    tokens, token_logprobs, top, text_offset = [], [], [], []
+    tokens, token_logprobs, top, detail, text_offset = [], [], [], [], []
     for e in content:
         text = _token_text(e)
         tokens.append(text)
         token_logprobs.append(e.get("logprob"))
         text_offset.append(offsets[0])
         offsets[0] += len(text)
-        top.append([{"token": _token_text(t), "logprob": t.get("logprob"), "id": t.get("id")}
-                    for t in e.get("top_logprobs") or []])
-    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": text_offset}
+        candidates = [{"token": _token_text(t), "logprob": t.get("logprob"), "id": t.get("id")}
+                      for t in e.get("top_logprobs") or []]
+        detail.append(candidates)
+        best: dict[str, float] = {}
+        for c in candidates:  # best first, so the first of equal texts wins
+            best.setdefault(c["token"], c["logprob"])
+        top.append(best)
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": text_offset,
+            TOP_LOGPROBS_DETAIL: detail}
 
 
 def upstream_error(status: int, body: bytes, context_length: int) -> ServiceError:

@@ -4,12 +4,18 @@ The sdist vendors the whole llama.cpp tree; we compile only its HTTP server as o
 (no web UI, no HTTPS, no downloads at build or run time).  The result is cached: a binary that
 exists and reports its version is never rebuilt unless ``--force`` is given.
 
-    python -m donghaeng.modelservice.build [--prefix /opt/donghaeng] [--force]
+    python -m donghaeng.modelservice.build [--prefix /opt/donghaeng] [--force] [--sdist FILE]
+
+The sdist is fetched directly from the package index (PEP 691 JSON) and checked against a pinned
+SHA-256, not with ``pip download``: pip prepares an sdist's metadata before saving it, and with
+``--no-binary :all:`` that meant building setuptools, scikit-build-core and friends from source
+first (about ten minutes of a fresh install).  Air-gapped sites pass ``--sdist`` a copied file.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,8 +24,13 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-#: The one PyPI package the engine is built from (pin: the server's API is what we tested).
-SDIST = "llama-cpp-python==0.3.36"
+import httpx
+
+#: The one PyPI source distribution the engine is built from (pin: the server's API is what we tested).
+SDIST_PROJECT, SDIST_VERSION = "llama-cpp-python", "0.3.36"
+SDIST_FILE = f"llama_cpp_python-{SDIST_VERSION}.tar.gz"
+SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+DEFAULT_INDEX = "https://pypi.org/simple"
 DEFAULT_PREFIX = Path("/opt/donghaeng")
 
 CMAKE_FLAGS = [
@@ -78,8 +89,39 @@ def is_usable(binary: Path) -> bool:
     return r.returncode == 0
 
 
+def fetch_sdist(dest: Path, index_url: str | None = None) -> Path:
+    """Download :data:`SDIST_FILE` from *index_url* (default ``$PIP_INDEX_URL`` or PyPI) into *dest*."""
+    index = (index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
+    verify: str | bool = os.environ.get("PIP_CERT") or True  # pip's CA bundle, where the site sets one
+    with httpx.Client(timeout=httpx.Timeout(60, read=180), follow_redirects=True, verify=verify) as client:
+        r = client.get(f"{index}/{SDIST_PROJECT}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        r.raise_for_status()
+        try:
+            files = r.json().get("files", [])
+        except ValueError:
+            raise SystemExit(f"{index}가 PEP 691(JSON) 목록을 주지 않아요: --sdist로 {SDIST_FILE}을 주세요 / "
+                             f"the index has no JSON API; pass --sdist") from None
+        entry = next((f for f in files if f.get("filename") == SDIST_FILE), None)
+        if entry is None:
+            raise SystemExit(f"{index}에 {SDIST_FILE}이 없어요 / {SDIST_FILE} not found on {index}")
+        target = dest / SDIST_FILE
+        with client.stream("GET", httpx.URL(r.url).join(entry["url"])) as download, open(target, "wb") as out:
+            download.raise_for_status()
+            for chunk in download.iter_bytes():
+                out.write(chunk)
+    return target
+
+
+def checked_sdist(path: Path) -> Path:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SDIST_SHA256:
+        raise SystemExit(f"{path.name}의 SHA-256이 고정된 값과 달라요: 받은 파일을 믿을 수 없어요 / "
+                         f"checksum mismatch ({digest} != {SDIST_SHA256})")
+    return path
+
+
 def build(prefix: Path = DEFAULT_PREFIX, *, force: bool = False, jobs: int | None = None,
-          pip: str | None = None) -> Path:
+          sdist: Path | None = None, index_url: str | None = None) -> Path:
     """Build (or reuse) ``<prefix>/bin/llama-server`` and return its path."""
     target = binary_path(prefix)
     if not force and is_usable(target):
@@ -88,16 +130,14 @@ def build(prefix: Path = DEFAULT_PREFIX, *, force: bool = False, jobs: int | Non
     for tool in ("cmake", "c++"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool}가 없어요: apt-get install cmake g++ 후 다시 실행해 주세요 / {tool} missing")
-    pip_cmd = [pip] if pip else [sys.executable, "-m", "pip"]
     jobs = jobs or os.cpu_count() or 2
     target.parent.mkdir(parents=True, exist_ok=True)
     log_path = target.parent / "llama-server.build.log"
     with tempfile.TemporaryDirectory(prefix="llama-build-", dir="/var/tmp") as tmp:
         work = Path(tmp)
-        print(f"downloading the {SDIST} source distribution from PyPI")
-        subprocess.run([*pip_cmd, "download", "-q", "--disable-pip-version-check", "--no-deps",
-                        "--no-binary", ":all:", SDIST, "-d", str(work)], check=True)
-        archive = next(work.glob("llama_cpp_python-*.tar.gz"))
+        if sdist is None:
+            print(f"downloading the {SDIST_PROJECT} {SDIST_VERSION} source distribution")
+        archive = checked_sdist(sdist or fetch_sdist(work, index_url))
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():  # Python 3.11.2 has no extraction filters
                 if member.name.startswith("/") or ".." in Path(member.name).parts or member.islnk() or member.issym():
@@ -130,8 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefix", type=Path, default=DEFAULT_PREFIX)
     parser.add_argument("--force", action="store_true", help="rebuild even if a binary exists")
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--sdist", type=Path, default=None, help=f"a copied {SDIST_FILE} (air-gapped sites)")
+    parser.add_argument("--index-url", default=None, help=f"package index (default $PIP_INDEX_URL or {DEFAULT_INDEX})")
     args = parser.parse_args(argv)
-    build(args.prefix, force=args.force, jobs=args.jobs)
+    build(args.prefix, force=args.force, jobs=args.jobs, sdist=args.sdist, index_url=args.index_url)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,12 @@ MSG_NOT_FOUND = (
 )
 
 
+#: On refusals made because the lab is busy: OpenAI's SDKs honour ``x-should-retry`` and would
+#: otherwise retry 429/503 by themselves, adding load to a full queue and making a learner wait
+#: minutes for an answer the widget can give now ("busy, try again in N s", from Retry-After).
+NO_AUTO_RETRY = {"x-should-retry": "false"}
+
+
 class ServiceError(Exception):
     """An error answered to the client as an OpenAI-style error object."""
 

@@ -92,7 +92,7 @@ class Scheduler:
         """Wait for a slot of *model*; raise :class:`ServiceError` (429/503) when refused."""
         if self.user_load[user] >= self.per_user:
             raise ServiceError(429, E.MSG_USER_CONCURRENCY.format(limit=self.per_user), type=E.RATE,
-                               reason="user_concurrency", headers={"Retry-After": "2"}, limit=self.per_user)
+                               reason="user_concurrency", headers={"Retry-After": "2", **E.NO_AUTO_RETRY}, limit=self.per_user)
         self._check_rate(user)
         ticket = Ticket(user, model, priority)
         capacity = self.capacities.get(model, 1)
@@ -104,7 +104,7 @@ class Scheduler:
         if waiting >= limit:
             raise ServiceError(
                 429, E.MSG_QUEUE_FULL.format(waiting=waiting, size=self.queue_size), type=E.RATE,
-                reason="queue_full", headers={"Retry-After": "5"},
+                reason="queue_full", headers={"Retry-After": "5", **E.NO_AUTO_RETRY},
                 queue_length=waiting, queue_size=self.queue_size, queue_position=waiting + 1)
         loop = asyncio.get_running_loop()
         waiter = _Waiter((0 if priority else 1, next(self._seq)), loop.create_future(), ticket)
@@ -124,7 +124,7 @@ class Scheduler:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise ServiceError(503, E.MSG_QUEUE_TIMEOUT, type=E.RATE, reason="queue_timeout",
-                               headers={"Retry-After": "10"}) from None
+                               headers={"Retry-After": "10", **E.NO_AUTO_RETRY}) from None
         ticket.queued_s = time.monotonic() - start
         return ticket
 
