@@ -576,7 +576,7 @@ class _Tree:
         os.chown(self.staging, uid, gid)
         kept = None
         if os.path.lexists(self.target):
-            kept = self.target.parent / f".{self.target.name}.before-restore-{self.stamp}"
+            kept = self.target.parent / f".{self.target.name}.before-restore-{self.stamp}-{secrets.token_hex(2)}"
             os.rename(self.target, kept)
         os.rename(self.staging, self.target)
         os.chmod(self.target, mode, follow_symlinks=False)

@@ -15,6 +15,7 @@ from typing import Annotated, Optional, TypeVar
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -125,6 +126,7 @@ def up(
     hub = Path(sys.executable).parent / "jupyterhub"
     os.environ[SETTINGS_ENV] = str(settings.source)
     os.chdir(settings.paths.state)
+    sys.stdout.flush()  # what was printed (the first-admin token) must not be lost in a buffer by exec
     os.execv(hub, [str(hub), "-f", str(REPO_ROOT / "hub" / "jupyterhub_config.py")])
 
 
@@ -437,7 +439,7 @@ def backup(settings_path: SettingsOpt = None,
         with _file_progress("백업하고 있어요 / backing up") as step:
             report = run_backup(settings, output, step)
     except BackupError as e:
-        err.print(f"[red]{e}[/red]", highlight=False)
+        err.print(f"[red]{escape(str(e))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from e
     console.print(f"[green]백업했어요[/green]: {report.archive} (root만 읽을 수 있어요 / root-only)\n"
                   f"파일 {report.files}개, {report.bytes / 2**20:.1f} MiB · 데이터베이스 {len(report.databases)}개 · "
@@ -459,7 +461,7 @@ def restore(archive: Annotated[Path, typer.Argument(help="donghaeng backup이 �
         with _file_progress("검사하고 되살리고 있어요 / checking and restoring") as step:
             report = run_restore(settings, archive, force=force, step=step)
     except BackupError as e:
-        err.print(f"[red]{e}[/red]", highlight=False)
+        err.print(f"[red]{escape(str(e))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from e
     console.print(f"[green]복원했어요[/green]: 파일 {report.files}개, 홈 {len(report.homes)}개. "
                   "이제 sudo donghaeng up으로 시작해요. / Restored; start the lab with `sudo donghaeng up`.",
@@ -485,4 +487,4 @@ def _print_skipped(lines: list[str], title: str) -> None:
     if lines:
         err.print(f"[yellow]{title} ({len(lines)}):[/yellow]")
         for line in lines:
-            err.print(f"  - {line}", markup=False, highlight=False)
+            err.print(f"  - {line}", markup=False, highlight=False, soft_wrap=True)
