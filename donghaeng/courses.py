@@ -32,7 +32,7 @@ from typing import Literal
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import database, safe_fs
+from . import database, metrics, safe_fs
 from .accounts import ensure_system_user
 from .checkout import add_to_services, services_gid
 from .exchange import hub as exchange_hub
@@ -383,6 +383,7 @@ class CourseRunner:
             else:
                 pending.put(student)
         lock = threading.Lock()
+        seconds: dict[str, float] = {}  # grading time of each submission handed to nbgrader (metrics)
 
         def work() -> None:
             """One pool slot: a worker process grades students until none are left."""
@@ -392,9 +393,11 @@ class CourseRunner:
                         student = pending.get_nowait()
                     except queue.Empty:
                         return
+                    started = time.monotonic()
                     log = self._autograde_one(worker, assignment, student)
                     reason = failure_reason(log) if log is not None else None
                     with lock:
+                        seconds[student] = time.monotonic() - started
                         if log is None:
                             result.ok.append(student)
                         elif reason:
@@ -413,6 +416,7 @@ class CourseRunner:
         result.failed = dict(sorted(result.failed.items()))
         result.refused = dict(sorted(result.refused.items()))
         self._finish(assignment, result)
+        metrics.record_autograde(self.course.id, result, seconds)
         return result
 
     def _autograde_as_grader(self, assignment: str, on_step: Callable[[str], None], force: bool,
@@ -421,8 +425,8 @@ class CourseRunner:
         ``python -m donghaeng.courses`` as the grader account, which reports progress as JSON lines."""
         request = {"settings": self.settings.model_dump(mode="json"), "course": self.course.id,
                    "assignment": assignment, "force": force, "workers": workers}
-        with subprocess.Popen([sys.executable, "-m", "donghaeng.courses"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, **self._as_grader()) as proc:
+        with subprocess.Popen([sys.executable, "-m", "donghaeng.courses"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              **self._as_grader(metrics.grading_environment(self.settings, self.course))) as proc:
             proc.stdin.write(json.dumps(request) + "\n")
             proc.stdin.close()
             reply: dict = {}

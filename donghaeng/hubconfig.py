@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-from . import classstart, database
+from . import classstart, database, metrics
 from .exchange import hub as exchange_hub
 from .roles import hub_roles
 from .services import managed_service
@@ -173,3 +173,7 @@ def apply_config(c, settings: Settings) -> None:
         c.JupyterHub.template_vars = {**c.JupyterHub.template_vars, "learner_home_url": home_hub.URL}
         c.Spawner.server_token_scopes = [*c.Spawner.server_token_scopes, home_hub.ACCESS_SCOPE]
         c.Spawner.environment.update(home_hub.learner_environment(ports["home"]))
+
+    # Prometheus scrapes the hub, the model service and grading (on the dashboard) with one service token.
+    scraped = [name for name, on in (("model", settings.model.enabled), ("dashboard", settings.dashboard.enabled)) if on]
+    metrics.configure(c, settings, scraped)

@@ -8,6 +8,7 @@ Pages (under ``$JUPYTERHUB_SERVICE_PREFIX``, e.g. ``/services/dashboard/``), all
 * ``courses/<id>/export.csv`` / ``.xlsx`` the progress table, safe against formula injection
 * ``courses/<id>/certify``                GET: confirmation page; POST (XSRF): issue or revoke
 * ``calibration`` / ``calibration/<set>`` rubric calibration (trainer candidates grade samples)
+* ``metrics``                             grading's Prometheus metrics (a token with ``read:metrics``)
 
 Who sees what: admins every course, trainers the courses of their ``formgrade-<course>`` groups;
 learners of a course that needs a calibration kappa reach only the calibration pages.
@@ -37,6 +38,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 
 from .. import certification
+from ..metrics import GradingMetricsHandler
 from ..certification import CertificationError, load_policy
 from ..settings import Course, Settings, load_settings
 from . import calibration, export, plots
@@ -330,6 +332,8 @@ def make_app(settings: Settings, hub_auth: HubOAuth | None = None) -> web.Applic
     ]
     handlers: list[tuple] = [(prefix + pattern, handler, {"dash": dash}) for pattern, handler in routes]
     handlers.append((prefix + "oauth_callback", HubOAuthCallbackHandler))
+    # grading's Prometheus metrics, for the `prometheus` service's token (donghaeng.metrics)
+    handlers.append((prefix + "metrics", GradingMetricsHandler, {"settings": settings, "hub_auth": hub_auth}))
     return web.Application(handlers, cookie_secret=os.urandom(32), xsrf_cookies=True,
                            default_handler_class=NotFoundHandler, default_handler_args={"dash": dash})
 

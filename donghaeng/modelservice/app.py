@@ -31,6 +31,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
 
+from ..metrics import may_scrape
 from ..model_client import TOP_LOGPROBS_DETAIL
 from . import errors as E
 from .config import ServiceConfig
@@ -61,6 +62,7 @@ class User:
     groups: tuple[str, ...]
     admin: bool
     priority: bool
+    scraper: bool = False  # the token may read metrics (the lab's Prometheus, donghaeng.metrics)
 
 
 class ModelService:
@@ -195,7 +197,7 @@ class BaseHandler(web.RequestHandler):
             raise ServiceError(403, E.MSG_FORBIDDEN, type=E.PERMISSION, reason="forbidden")
         groups, admin = await self.svc.user_groups(model)
         priority = admin or any(g in self.svc.cfg.service.priority_groups for g in groups)
-        return User(model["name"], groups, admin, priority)
+        return User(model["name"], groups, admin, priority, may_scrape(model))
 
     def send_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -223,7 +225,7 @@ class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         try:
             user = await self.authenticate()
-            if not user.priority:
+            if not (user.priority or user.scraper):
                 raise ServiceError(403, E.MSG_METRICS_FORBIDDEN, type=E.PERMISSION, reason="forbidden")
         except ServiceError as err:
             return self.fail(err)
