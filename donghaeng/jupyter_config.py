@@ -85,6 +85,17 @@ FOCUSED_OVERRIDES = {
 }
 
 
+# Learners read notebooks and widgets at 18 px (JupyterLab's default is 13-14 px): text, code and the widgets,
+# whose font follows the UI size.
+LEARNER_FONT_SIZE = "18px"
+LEARNER_FONT_OVERRIDES = {
+    "@jupyterlab/apputils-extension:themes": {"overrides": {
+        "content-font-size1": LEARNER_FONT_SIZE, "code-font-size": LEARNER_FONT_SIZE,
+        "ui-font-size1": LEARNER_FONT_SIZE,
+    }},
+}
+
+
 def lab_overrides(settings: Settings) -> dict:
     """JupyterLab settings defaults for everyone: the lab's language, no news or update pop-ups."""
     locale = {"ko": "ko_KR", "en": "en"}[settings.lab.default_language]
@@ -100,6 +111,7 @@ def learner_lab_overrides(settings: Settings) -> dict:
     """Everyone's defaults plus what [learner_ui] asks for learners."""
     ui = settings.learner_ui
     overrides = lab_overrides(settings)
+    overrides.update(copy.deepcopy(LEARNER_FONT_OVERRIDES))
     if ui.news:
         overrides["@jupyterlab/apputils-extension:notification"].update(fetchNews="true", checkForUpdates=True)
     if ui.focused:

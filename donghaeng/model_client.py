@@ -35,6 +35,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_CONTEXT_LENGTH",
     "DEFAULT_MODEL_PATH",
+    "MODEL_KINDS",
     "InKernelClient",
     "ModelBusy",
     "ModelClient",
@@ -69,6 +70,15 @@ MSG_SERVICE_DOWN = "언어 모델 서비스에 연결하지 못했어요. 잠시
 MSG_SERVICE_AUTH = "언어 모델 서비스에 들어갈 권한이 없어요. 페이지를 새로 고친 뒤 다시 해 보세요."
 MSG_SERVICE_SLOW = "언어 모델 서비스가 너무 오래 답하지 않아요. 잠시 후 다시 시도해 주세요."
 MSG_BUSY = "모델이 지금 다른 요청을 처리하느라 바빠요. 잠시 후 다시 시도해 주세요."
+MSG_NO_CHAT = (
+    "이 실습실의 모델은 대화형이 아니라서 대화하기를 할 수 없어요. '그대로 이어 쓰기'로 글의 첫머리를 주고 "
+    "이어 쓰게 해 보세요."
+)
+#: What a model is: ``"base"`` only continues text; ``"chat"`` was also trained to follow instructions
+#: and answers chat messages (``[[models]]`` entries with ``completion_only = false``).
+MODEL_KINDS = ("base", "chat")
+#: Optional override of the kind a :class:`ServiceClient` asks the service for.
+MODEL_KIND_ENV = "DONGHAENG_MODEL_KIND"
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,6 +207,7 @@ class ModelClient:
 
     name: str = "model"
     context_length: int = DEFAULT_CONTEXT_LENGTH
+    kind: str = "base"  # one of MODEL_KINDS; only "chat" models answer chat()
 
     def tokenize(self, text: str) -> list[Token]:
         """The tokens the model sees for *text* (no begin-of-text marker); ``[]`` for ``""``."""
@@ -226,6 +237,20 @@ class ModelClient:
         ``temperature <= 0`` puts all probability on the most likely token.
         """
         raise NotImplementedError
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        max_tokens: int = 64,
+    ) -> Iterator[str]:
+        """Answer a conversation (``[{"role": "user", "content": ...}, ...]``); yields text pieces.
+
+        Only a ``kind == "chat"`` model can; any other raises :class:`ModelError` (:data:`MSG_NO_CHAT`).
+        """
+        raise ModelError(MSG_NO_CHAT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,6 +619,41 @@ class ServiceClient(ModelClient):
         token = api_token if api_token is not None else os.environ.get("JUPYTERHUB_API_TOKEN")
         self._headers = {"Authorization": f"token {token}"} if token else {}
         self._timeout = timeout
+        self._kind: str | None = None
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        """``"chat"`` when the service's catalogue says this model is not completion-only, else ``"base"``.
+
+        ``$DONGHAENG_MODEL_KIND`` wins; otherwise ``GET {base}/models`` is asked once (a failed look-up
+        answers ``"base"`` and is asked again next time, so a service that was restarting is not
+        remembered as a base model).
+        """
+        if self._kind is None:
+            env = os.environ.get(MODEL_KIND_ENV, "").strip()
+            if env in MODEL_KINDS:
+                self._kind = env
+            else:
+                found = self._catalogue_kind()
+                if found is None:
+                    return "base"
+                self._kind = found
+        return self._kind
+
+    def _catalogue_kind(self) -> str | None:
+        import httpx
+
+        try:
+            with self._client() as client:
+                resp = client.get(f"{self.base_url}/models", timeout=5.0)
+            entries = resp.json().get("data") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.warning("could not read the model catalogue: %r", exc)
+            return None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("id") == self.name:
+                return "chat" if entry.get("completion_only") is False else "base"
+        return "base"  # a server that does not list the model (or its kind): treat it as a base model
 
     def _client(self):
         import httpx
@@ -617,6 +677,8 @@ class ServiceClient(ModelClient):
             return ModelBusy(MSG_BUSY)
         if status in (401, 403):
             return ModelUnavailable(MSG_SERVICE_AUTH)
+        if status == 400 and '"completion_only"' in body:  # the lab service: this model does not chat
+            return ModelError(MSG_NO_CHAT)
         low = str(detail).lower()
         if status in (400, 413, 422) and ("context" in low or "too long" in low or "maximum" in low):
             return self._too_long(str(detail))
@@ -714,8 +776,31 @@ class ServiceClient(ModelClient):
             payload["stop"] = list(stop)
         return self._stream(payload)
 
-    def _stream(self, payload: dict[str, Any]) -> Iterator[str]:
-        with self._request("completions", payload, stream=True) as resp:
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        max_tokens: int = 64,
+    ) -> Iterator[str]:
+        """``POST {base}/chat/completions`` with ``stream: true``; yields ``choices[].delta.content``."""
+        if not messages or not any(str(m.get("content") or "").strip() for m in messages):
+            raise ModelError(MSG_EMPTY_PROMPT)
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        payload: dict[str, Any] = {
+            "model": self.name,
+            "messages": [{"role": str(m["role"]), "content": str(m["content"])} for m in messages],
+            "temperature": max(0.0, float(temperature)),
+            "top_p": float(top_p),
+            "max_tokens": int(max_tokens),
+            "stream": True,
+        }
+        return self._stream(payload, "chat/completions")
+
+    def _stream(self, payload: dict[str, Any], path: str = "completions") -> Iterator[str]:
+        with self._request(path, payload, stream=True) as resp:
             for line in resp.iter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -730,7 +815,7 @@ class ServiceClient(ModelClient):
                     err = chunk["error"]
                     raise self._error_for(int(err.get("code") or 500) if isinstance(err, dict) else 500, data)
                 for choice in chunk.get("choices") or []:
-                    text = choice.get("text") or ""
+                    text = choice.get("text") or (choice.get("delta") or {}).get("content") or ""
                     if text:
                         yield text
 

@@ -1,15 +1,26 @@
-"""Prompt playground: write a prompt in the 작업·맥락·참고 자료 → 평가 → 반복 framework and run it.
+"""Prompt playground: write a prompt, run it on the lab's model, evaluate the answer and try again.
 
-The lab's model is the base Gemma 3 270M, which has no chat template, so the playground assembles a
-plain completion prompt (see :func:`build_prompt`)::
+Three ways of sending a prompt (:data:`MODES`), because the lab's default model is the *base*
+Gemma 3 270M, which continues text and was never trained to follow instructions:
 
-    작업: 회의 일정을 알리는 문자를 써 주세요.
-    맥락: 팀원 다섯 명에게 보내요.
-    참고: 예) "내일 10시에 3층 회의실에서 만나요."
-    답:
+* ``"raw"`` — 그대로 이어 쓰기: the text is sent as-is to ``/v1/completions`` and the model writes on.
+  The default for a base model; notebooks give pre-filled beginnings (``beginnings=``) to pick from.
+* ``"task"`` — 작업 틀에 넣기: the 작업·맥락·참고 자료 fields in a plain completion prompt
+  (see :func:`build_prompt`)::
+
+      작업: 회의 일정을 알리는 문자를 써 주세요.
+      맥락: 팀원 다섯 명에게 보내요.
+      참고: 예) "내일 10시에 3층 회의실에서 만나요."
+      답:
+
+  The default of a graded playground (``question_id``) on a base model: rubrics grade those parts.
+* ``"chat"`` — 대화하기: the same fields as one user message to ``/v1/chat/completions``.  Offered only
+  when the configured model is a chat model (:func:`model_kind`; ``completion_only = false`` in
+  ``[[models]]``), and then the default.
 
 Pressing "실행하기" streams the model's answer into the answer box piece by piece.  "A/B 비교"
-shows a second prompt next to the first; both run one after the other with the same settings.
+shows a second prompt next to the first; both run one after the other at temperature 0, so the two
+answers differ because of the prompts and not by chance.
 Every run goes into a history (newest first, 20 kept) from which an attempt can be loaded again,
 and "이 프롬프트를 답으로 저장" saves the prompt with :func:`donghaeng.answers.save_answer` so an
 autograde test cell can check it (see :func:`missing_parts`).
@@ -35,11 +46,16 @@ from .common import LearnerWidget, number_field
 from .. import answers
 
 __all__ = [
+    "MODES",
     "Attempt",
+    "ModelKindBox",
     "PromptPlayground",
+    "build_message",
     "build_prompt",
     "friendly_model_error",
     "missing_parts",
+    "model_kind",
+    "model_kind_box",
     "prompt_playground",
 ]
 
@@ -49,9 +65,21 @@ HISTORY_LIMIT = 20
 # The base model tends to go on with another "답:" or a new "작업:" block after its answer.
 STOP = ["\n답:", "\n작업:", "\n맥락:", "\n참고:"]  # OpenAI-compatible servers take at most 4
 PARTS = (("task", "작업"), ("context", "맥락"), ("references", "참고"))
+#: mode -> the label learners see
+MODES = {"raw": "그대로 이어 쓰기", "task": "작업 틀에 넣기", "chat": "대화하기"}
+MODE_HELP = {
+    "raw": "쓴 글을 그대로 AI에게 줘요. AI는 그 글 뒤에 올 말을 이어 써요. 원하는 글의 첫머리를 써 보세요.",
+    "task": ("작업·맥락·참고 자료를 '작업: … 답:' 틀에 넣어 보내요. 작은 기본 모델은 이 틀을 시킨 일로 알아듣지 못하고 "
+             "엉뚱하게 이어 쓸 때가 많아요."),
+    "chat": "작업·맥락·참고 자료를 메시지 하나로 묶어 대화형 모델에게 보내요. 회사에서 쓰는 AI 비서와 같은 방식이에요.",
+}
+AB_TEMPERATURE = 0.0  # A/B runs are greedy: the same prompt always gives the same answer
 
 MSG_EMPTY_TASK = "먼저 '작업' 칸에 AI에게 시킬 일을 써 주세요."
 MSG_EMPTY_TASK_B = "프롬프트 B의 '작업' 칸도 채워 주세요. (A/B 비교를 끄면 A만 실행해요.)"
+MSG_EMPTY_TEXT = "먼저 '시작 글' 칸에 AI가 이어 쓸 글의 첫머리를 써 주세요. '보기 글'에서 하나 골라도 돼요."
+MSG_EMPTY_TEXT_B = "프롬프트 B의 '시작 글' 칸도 채워 주세요. (A/B 비교를 끄면 A만 실행해요.)"
+MSG_AB_TEMPERATURE = "A/B 비교는 온도 0으로 실행해요. 그래야 두 답이 다른 까닭이 프롬프트 때문인지 알 수 있어요."
 MSG_BUSY_HERE = "이미 답을 받고 있어요. 끝날 때까지 잠시만 기다려 주세요."
 MSG_RUNNING = "AI가 답을 쓰고 있어요… 잠시만 기다려 주세요."
 MSG_FIRST_RUN = "AI가 답을 쓰고 있어요… 처음 한 번은 모델을 준비하느라 1분쯤 걸릴 수 있어요."
@@ -76,6 +104,7 @@ MSG_B_SKIPPED = "A에서 문제가 생겨서 B는 실행하지 않았어요."
 MSG_SAVED = "프롬프트를 답으로 저장했어요. 다시 고치면 한 번 더 저장해 주세요."
 MSG_ALREADY_SAVED = "저장된 프롬프트를 불러왔어요. 고친 뒤 다시 저장할 수 있어요."
 MSG_SAVE_EMPTY = "저장할 프롬프트가 없어요. 먼저 '작업' 칸을 채워 주세요."
+MSG_SAVE_EMPTY_TEXT = "저장할 프롬프트가 없어요. 먼저 '시작 글' 칸을 채워 주세요."
 MSG_SAVE_FAILED = (
     "앗, 프롬프트를 저장하지 못했어요. 잠시 뒤 한 번 더 눌러 주세요. "
     "계속 안 되면 강사님께 이 화면을 보여 주세요."
@@ -130,6 +159,89 @@ def build_prompt(task: str, context: str = "", references: str = "") -> str:
     return "\n".join(lines)
 
 
+def build_message(task: str, context: str = "", references: str = "") -> str:
+    """The user message of the chat mode: the filled parts, one per line, without the "답:" cue."""
+    return build_prompt(task, context, references).removesuffix("\n답:")
+
+
+def model_kind(client: Any = None) -> str:
+    """``"chat"`` when the lab's model (or *client*'s) is a chat model, else ``"base"``.
+
+    Resolving the lab's client loads no model; a service client asks the service's catalogue once.
+    Anything that goes wrong answers ``"base"``: what every model can do.
+    """
+    try:
+        if client is None:
+            from .. import model_client
+
+            client = model_client.get_client()
+        kind = getattr(client, "kind", "base")
+    except Exception as e:  # the box and the playground must show up even without a model
+        log.warning("model kind unknown: %r", e)
+        return "base"
+    return "chat" if kind == "chat" else "base"
+
+
+KIND_BOX_TITLE = "이 실습실의 모델은 어떤 모델일까요?"
+KIND_BOX_COMMON = """
+<p style="margin:0.3em 0">회사에서 쓰는 AI 비서(챗GPT, 코파일럿 같은 것)도 처음에는 <b>이어 쓰기만 하는 모델</b>이었어요.
+아주 많은 글을 읽고 다음 말을 예측하는 법을 익힌 모델이에요. 여기에 사람이 시킨 일을 하고 대화하는 법을
+따로 더 가르쳐서 <b>대화형 모델</b>을 만들어요.</p>
+"""
+KIND_BOX_BASE = """
+<p style="margin:0.3em 0">우리 실습실의 모델은 <b>작은 기본 모델</b>(Gemma 3 270M처럼 이어 쓰기만 배운 모델)이에요.
+시키는 일을 하도록 배우지 않았어요. 그래서 질문을 하면 답하지 않고, 그 뒤에 올 법한 글을 이어 쓸 때가 많아요.</p>
+<ul style="margin:0.2em 0">
+<li>예) <b>대한민국의 수도는</b>을 주면 "서울이에요"라고 답하는 대신 " 1990년대 초반부터 2000년대 초…"처럼 글을 이어 가기도 해요.</li>
+<li>그래서 이 모델에게는 <b>원하는 글의 첫머리</b>를 주는 것이 가장 잘 통해요. 놀이터의 <b>그대로 이어 쓰기</b>가 그 방법이에요.</li>
+<li>보기를 두세 개 보여 주고 빈칸을 남기면(예: "영어: Thank you / 한국어: 고맙습니다 / 영어: Good morning / 한국어:")
+  그 모양을 따라 이어 쓰기도 해요.</li>
+<li>모델이 작아서 틀린 말을 자신 있게 할 때가 많아요. 회사의 AI 비서는 훨씬 크고 대화도 배웠지만,
+  그래도 틀릴 수 있으니 중요한 내용은 사람이 꼭 확인해요.</li>
+</ul>
+"""
+KIND_BOX_CHAT = """
+<p style="margin:0.3em 0">우리 실습실에는 강사님이 <b>대화형 모델</b>을 연결해 두었어요. 회사의 AI 비서처럼 시킨 일을
+알아듣고 답해요. 놀이터의 <b>대화하기</b>로 작업·맥락·참고 자료를 보내 보세요.</p>
+<ul style="margin:0.2em 0">
+<li><b>그대로 이어 쓰기</b>도 할 수 있어요. 대화형 모델도 바탕은 다음 말을 예측하는 모델이라는 것을 볼 수 있어요.</li>
+<li>회사의 AI 비서보다 작을 수 있어요. 그럴듯하지만 틀린 말도 하니, 중요한 내용은 사람이 꼭 확인해요.</li>
+</ul>
+"""
+
+
+class ModelKindBox:
+    """The "이 실습실의 모델은 어떤 모델일까요?" box; see :func:`model_kind_box`.
+
+    Plain HTML output (no widget), so it shows in the notebook, in autograde and in feedback alike.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = "chat" if kind == "chat" else "base"
+
+    def html(self) -> str:
+        body = KIND_BOX_COMMON + (KIND_BOX_CHAT if self.kind == "chat" else KIND_BOX_BASE)
+        return (
+            '<div role="note" aria-label="' + KIND_BOX_TITLE + '" style="border:1px solid #9ec5fe; '
+            'border-left:6px solid #0b5ed7; border-radius:4px; background:#f1f7ff; padding:0.6em 0.9em; '
+            'margin:0.5em 0; line-height:1.6; word-break:keep-all">'
+            f'<p style="margin:0.2em 0; font-weight:bold">{KIND_BOX_TITLE}</p>{body}</div>'
+        )
+
+    def text(self) -> str:
+        kind = "대화형 모델" if self.kind == "chat" else "작은 기본 모델(이어 쓰기만 배운 모델)"
+        return f"[{KIND_BOX_TITLE}] 우리 실습실의 모델은 {kind}이에요."
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        return {"text/html": self.html(), "text/plain": self.text()}
+
+
+def model_kind_box(client: Any = None) -> ModelKindBox:
+    """The box that explains, in plain Korean, how the lab's model differs from the chat assistants
+    learners use at work; its text follows :func:`model_kind` (base or chat).  Put it last in a cell."""
+    return ModelKindBox(model_kind(client))
+
+
 def missing_parts(saved: Any) -> list[str]:
     """Korean names of the framework parts a saved playground answer leaves empty.
 
@@ -179,10 +291,12 @@ class Attempt:
     no: int
     label: str  # "A" or "B"
     time: str
+    mode: str  # a key of MODES
+    text: str  # the beginning of the raw mode
     task: str
     context: str
     references: str
-    prompt: str
+    prompt: str  # what was sent: the text, the task prompt or the chat message
     temperature: float
     top_p: float
     max_tokens: int
@@ -190,20 +304,38 @@ class Attempt:
     message: str = ""  # Korean error message when the run did not finish
 
     def title(self) -> str:
-        first = self.task.strip().splitlines()[0] if self.task.strip() else ""
+        shown = (self.text if self.mode == "raw" else self.task).strip()
+        first = shown.splitlines()[0] if shown else ""
         if len(first) > 24:
             first = first[:24] + "…"
         mark = "" if not self.message else " ⚠"
-        return f"{self.no}번 ({self.time}) · {self.label} · 온도 {self.temperature:g} · {first}{mark}"
+        return (f"{self.no}번 ({self.time}) · {self.label} · {MODES[self.mode]} · 온도 {self.temperature:g} · "
+                f"{first}{mark}")
 
 
 class _PromptFields:
-    """The 작업 / 맥락 / 참고 자료 fields of one prompt, its preview and its answer box."""
+    """One prompt: the 시작 글 of the raw mode or the 작업 / 맥락 / 참고 자료 fields, its preview and its answer box."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, mode: str, beginnings: tuple[str, ...] = ()) -> None:
         self.label = label
+        self.mode = mode
         suffix = f" ({label})" if label != "A" else ""
         common = {"style": {"description_width": "5.5em"}, "layout": widgets.Layout(width="100%")}
+        self.text = widgets.Textarea(
+            description="시작 글",
+            placeholder="AI가 이어 쓸 글의 첫머리를 써 주세요. 예) 대한민국의 수도는",
+            tooltip=f"시작 글{suffix}: AI가 이 글 뒤를 이어 써요",
+            rows=3,
+            **common,
+        )
+        self.pick: widgets.Dropdown | None = None
+        if beginnings:
+            self.pick = widgets.Dropdown(
+                options=[(b if len(b) <= 40 else b[:40] + "…", b) for b in beginnings], value=None,
+                description="보기 글", tooltip=f"보기 글{suffix}: 고르면 '시작 글' 칸에 들어가요",
+                style={"description_width": "5.5em"}, layout=widgets.Layout(width="100%"),
+            )
+            self.pick.observe(self._on_pick, names="value")
         self.task = widgets.Textarea(
             description="작업",
             placeholder="AI에게 시킬 일을 한 문장으로 써 주세요. 예) 회의 일정을 알리는 문자를 써 주세요.",
@@ -228,16 +360,17 @@ class _PromptFields:
         self.preview = widgets.HTML(value="")
         self.output = widgets.HTML(value="")
         self.answer = ""
-        for field in (self.task, self.context, self.references):
+        for field in (self.text, self.task, self.context, self.references):
             field.observe(lambda _change: self.update_preview(), names="value")
-        self.update_preview()
+        self.raw_fields = widgets.VBox(children=[self.text] + ([self.pick] if self.pick else []))
+        self.framework_fields = widgets.VBox(children=[self.task, self.context, self.references])
+        self.set_mode(mode)
         self.show_answer("")
         self.box = widgets.VBox(
             children=[
                 widgets.HTML(f"<b>프롬프트 {html.escape(label)}</b>"),
-                self.task,
-                self.context,
-                self.references,
+                self.raw_fields,
+                self.framework_fields,
                 widgets.HTML("<span>AI에게 보낼 프롬프트 미리 보기</span>"),
                 self.preview,
                 widgets.HTML(f"<b>답 {html.escape(label)}</b>"),
@@ -246,20 +379,43 @@ class _PromptFields:
             layout=widgets.Layout(flex="1 1 0", min_width="18em", padding="0 0.4em"),
         )
 
-    def values(self) -> dict[str, str]:
-        return {"task": self.task.value, "context": self.context.value, "references": self.references.value}
+    def _on_pick(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            self.text.value = change["new"]
 
-    def set_values(self, task: str, context: str, references: str) -> None:
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.raw_fields.layout.display = None if mode == "raw" else "none"
+        self.framework_fields.layout.display = "none" if mode == "raw" else None
+        self.update_preview()
+
+    def values(self) -> dict[str, str]:
+        return {"text": self.text.value, "task": self.task.value, "context": self.context.value,
+                "references": self.references.value}
+
+    def set_values(self, task: str, context: str, references: str, text: str | None = None) -> None:
         self.task.value, self.context.value, self.references.value = task, context, references
+        if text is not None:
+            self.text.value = text
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to send: the mode's main field (시작 글 or 작업) is blank."""
+        return not (self.text if self.mode == "raw" else self.task).value.strip()
 
     @property
     def prompt(self) -> str:
-        return build_prompt(self.task.value, self.context.value, self.references.value)
+        """What this prompt sends in its mode: the text as-is, the task prompt, or the chat message."""
+        if self.mode == "raw":
+            return self.text.value if self.text.value.strip() else ""
+        build = build_message if self.mode == "chat" else build_prompt
+        return build(self.task.value, self.context.value, self.references.value)
 
     def update_preview(self) -> None:
         prompt = self.prompt
         note = f"\n\n(글자 {len(prompt)}자)" if prompt else ""
-        self.preview.value = _html_block(prompt + note, "아직 비어 있어요. '작업' 칸부터 채워 보세요.")
+        first = "시작 글" if self.mode == "raw" else "작업"
+        self.preview.value = _html_block(prompt + note, f"아직 비어 있어요. '{first}' 칸부터 채워 보세요.")
 
     def show_answer(self, text: str, note: str = "") -> None:
         self.answer = text
@@ -273,19 +429,40 @@ class PromptPlayground(LearnerWidget):
 
     label = "프롬프트 놀이터"
 
-    def __init__(self, client: Any = None, question_id: str | None = None) -> None:
+    def __init__(self, client: Any = None, question_id: str | None = None, *, mode: str | None = None,
+                 beginnings: Iterable[str] = (), text: str = "") -> None:
         if question_id is not None and (not isinstance(question_id, str) or not question_id.strip()):
             raise ValueError("question_id must be a non-empty string or None")
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)} or None")
+        beginnings = tuple(b for b in beginnings if isinstance(b, str) and b.strip())
         self.question_id = question_id
         self._client = client
         self._running = False
         self._next_no = 1
         self.history: list[Attempt] = []
         self.message = ""
+        self.kind = model_kind(client)
+        self.modes = [m for m in MODES if m != "chat" or self.kind == "chat"]
+        if mode not in self.modes:  # not asked for, or chat on a base model
+            mode = "chat" if self.kind == "chat" else ("task" if question_id is not None else "raw")
 
-        self.fields_a = _PromptFields("A")
-        self.fields_b = _PromptFields("B")
+        self.fields_a = _PromptFields("A", mode, beginnings)
+        self.fields_b = _PromptFields("B", mode, beginnings)
         self.fields_b.box.layout.display = "none"
+        if text:
+            self.fields_a.text.value = text
+        elif beginnings:
+            self.fields_a.pick.value = beginnings[0]  # type: ignore[union-attr]
+
+        self.mode_select = widgets.RadioButtons(
+            options=[(MODES[m], m) for m in self.modes], value=mode, description="보내는 방식",
+            tooltip="프롬프트를 AI에게 어떻게 보낼지 골라요", style={"description_width": "5.5em"},
+            layout=widgets.Layout(width="auto"),
+        )
+        self.mode_help = widgets.HTML(value="")
+        self.mode_select.observe(lambda change: self._set_mode(change["new"]), names="value")
+        self._set_mode(mode)
 
         self.ab_toggle = widgets.Checkbox(
             value=False,
@@ -295,6 +472,7 @@ class PromptPlayground(LearnerWidget):
             layout=widgets.Layout(width="auto"),
         )
         self.ab_toggle.observe(self._on_toggle_ab, names="value")
+        self.ab_note = widgets.HTML(value="")
 
         self.temperature = number_field(
             "온도", 0.7, 0.0, 1.5, 0.1, "온도: 낮으면 차분하고 비슷한 답, 높으면 다양하고 엉뚱한 답이 나와요.", "5.5em")
@@ -338,6 +516,8 @@ class PromptPlayground(LearnerWidget):
         super().__init__(
             children=[
                 widgets.HTML("<h4 style='margin:0.2em 0'>프롬프트 놀이터</h4>" + GUIDE_HTML),
+                self.mode_select,
+                self.mode_help,
                 self.ab_toggle,
                 widgets.HBox(
                     children=[self.fields_a.box, self.fields_b.box],
@@ -345,6 +525,7 @@ class PromptPlayground(LearnerWidget):
                 ),
                 widgets.HTML("<b>설정</b>"),
                 self.temperature,
+                self.ab_note,
                 self.top_p,
                 self.max_tokens,
                 widgets.HBox(children=buttons),
@@ -364,29 +545,45 @@ class PromptPlayground(LearnerWidget):
         return bool(self.ab_toggle.value)
 
     @property
+    def mode(self) -> str:
+        """How prompts are sent now: a key of :data:`MODES`."""
+        return str(self.mode_select.value)
+
+    @property
     def prompt(self) -> str:
         """The assembled prompt A (what "저장" saves)."""
         return self.fields_a.prompt
 
     def settings(self) -> dict[str, Any]:
+        """The settings field values (an A/B run replaces the temperature by :data:`AB_TEMPERATURE`)."""
         return {
             "temperature": round(float(self.temperature.value), 2),
             "top_p": round(float(self.top_p.value), 2),
             "max_tokens": int(self.max_tokens.value),
         }
 
+    def _set_mode(self, mode: str) -> None:
+        for fields in (self.fields_a, self.fields_b):
+            fields.set_mode(mode)
+        self.mode_help.value = (f'<p style="margin:0.2em 0 0.4em 0; color:#37474f; word-break:keep-all">'
+                                f"{html.escape(MODE_HELP[mode])}</p>")
+
     def _on_toggle_ab(self, change: dict[str, Any]) -> None:
         if change["new"]:
             if not any(v.strip() for v in self.fields_b.values().values()):
                 self.fields_b.set_values(**self.fields_a.values())  # start B as a copy of A
             self.fields_b.box.layout.display = None
+            self.ab_note.value = f'<p style="margin:0.2em 0; color:#37474f">{html.escape(MSG_AB_TEMPERATURE)}</p>'
         else:
             self.fields_b.box.layout.display = "none"
+            self.ab_note.value = ""
+        self.temperature.disabled = bool(change["new"])
 
     def _set_busy(self, busy: bool) -> None:
         self._running = busy
         self.run_button.disabled = busy
         self.reload_button.disabled = busy
+        self.mode_select.disabled = busy
         if self.save_button is not None:
             self.save_button.disabled = busy
 
@@ -397,11 +594,12 @@ class PromptPlayground(LearnerWidget):
             self._show(MSG_BUSY_HERE, "warn")
             return False
         jobs = [self.fields_a] + ([self.fields_b] if self.ab_mode else [])
-        if not self.fields_a.task.value.strip():
-            self._show(MSG_EMPTY_TASK, "warn")
+        raw = self.mode == "raw"
+        if self.fields_a.empty:
+            self._show(MSG_EMPTY_TEXT if raw else MSG_EMPTY_TASK, "warn")
             return False
-        if self.ab_mode and not self.fields_b.task.value.strip():
-            self._show(MSG_EMPTY_TASK_B, "warn")
+        if self.ab_mode and self.fields_b.empty:
+            self._show(MSG_EMPTY_TEXT_B if raw else MSG_EMPTY_TASK_B, "warn")
             return False
         self._set_busy(True)
         try:
@@ -424,6 +622,8 @@ class PromptPlayground(LearnerWidget):
             self._show(friendly_model_error(e), "error")
             return False
         settings = self.settings()
+        if len(jobs) > 1:
+            settings["temperature"] = AB_TEMPERATURE
         all_ok = True
         for i, fields in enumerate(jobs, start=1):
             if len(jobs) > 1:
@@ -461,7 +661,7 @@ class PromptPlayground(LearnerWidget):
             return False, message, False
 
         attempt = Attempt(
-            no=self._next_no, label=fields.label, time=time.strftime("%H:%M:%S"), prompt=prompt,
+            no=self._next_no, label=fields.label, time=time.strftime("%H:%M:%S"), mode=fields.mode, prompt=prompt,
             **fields.values(), **settings,
         )
         self._next_no += 1
@@ -469,7 +669,12 @@ class PromptPlayground(LearnerWidget):
         message = ""
         fatal = False
         try:
-            pieces: Iterable[str] = client.complete(prompt, stop=list(STOP), **settings)
+            pieces: Iterable[str]
+            if fields.mode == "chat":
+                pieces = client.chat([{"role": "user", "content": prompt}], **settings)
+            else:
+                stop = list(STOP) if fields.mode == "task" else None  # raw text goes on as the learner wrote it
+                pieces = client.complete(prompt, stop=stop, **settings)
             for piece in pieces:
                 if not isinstance(piece, str):
                     piece = str(piece)
@@ -512,7 +717,8 @@ class PromptPlayground(LearnerWidget):
         note = f"<p style='color:#8a4b00'>{html.escape(attempt.message)}</p>" if attempt.message else ""
         self.history_detail.value = (
             f"<p style='margin:0.3em 0'><b>{html.escape(attempt.title())}</b><br>"
-            f"온도 {attempt.temperature:g} · 후보 범위 {attempt.top_p:g} · 최대 토큰 {attempt.max_tokens}</p>"
+            f"{MODES[attempt.mode]} · 온도 {attempt.temperature:g} · 후보 범위 {attempt.top_p:g} · "
+            f"최대 토큰 {attempt.max_tokens}</p>"
             f"<p style='margin:0.2em 0'>프롬프트</p>{_html_block(attempt.prompt, '')}"
             f"<p style='margin:0.2em 0'>답</p>{_html_block(answer, '')}{note}"
         )
@@ -523,8 +729,11 @@ class PromptPlayground(LearnerWidget):
         if attempt is None:
             self._show(MSG_PICK_ATTEMPT, "warn")
             return False
-        self.fields_a.set_values(attempt.task, attempt.context, attempt.references)
-        self.temperature.value = attempt.temperature
+        if attempt.mode in self.modes:
+            self.mode_select.value = attempt.mode
+        self.fields_a.set_values(attempt.task, attempt.context, attempt.references, attempt.text)
+        if not self.ab_mode:  # an A/B attempt ran at temperature 0; the field keeps the learner's value
+            self.temperature.value = attempt.temperature
         self.top_p.value = attempt.top_p
         self.max_tokens.value = attempt.max_tokens
         self.fields_a.show_answer(attempt.answer)
@@ -534,14 +743,15 @@ class PromptPlayground(LearnerWidget):
     # -- saving ----------------------------------------------------------------------------------
     def _saved_value(self) -> dict[str, Any]:
         answer = next((a.answer for a in self.history if a.label == "A" and a.prompt == self.prompt), "")
-        return {"prompt": self.prompt, **self.fields_a.values(), **self.settings(), "answer": answer}
+        return {"prompt": self.prompt, "mode": self.mode, **self.fields_a.values(), **self.settings(),
+                "answer": answer}
 
     def save(self) -> bool:
         """Save prompt A as the answer to ``question_id``."""
         if self.question_id is None:
             return False
-        if not self.fields_a.task.value.strip():
-            self._show(MSG_SAVE_EMPTY, "warn")
+        if self.fields_a.empty:
+            self._show(MSG_SAVE_EMPTY_TEXT if self.mode == "raw" else MSG_SAVE_EMPTY, "warn")
             return False
         try:
             answers.save_answer(self.question_id, self._saved_value())
@@ -558,7 +768,9 @@ class PromptPlayground(LearnerWidget):
         saved = answers.load_answer(self.question_id)
         if not isinstance(saved, dict):
             return
-        self.fields_a.set_values(*(str(saved.get(key) or "") for key, _label in PARTS))
+        if saved.get("mode") in self.modes:
+            self.mode_select.value = saved["mode"]
+        self.fields_a.set_values(*(str(saved.get(key) or "") for key, _label in PARTS), str(saved.get("text") or ""))
         for slider, key in ((self.temperature, "temperature"), (self.top_p, "top_p"), (self.max_tokens, "max_tokens")):
             try:
                 value = type(slider.value)(saved[key])
@@ -575,12 +787,18 @@ class PromptPlayground(LearnerWidget):
         return f"[{self.label}] 저장된 프롬프트: {shown or '(아직 없어요)'}"
 
 
-def prompt_playground(client: Any = None, question_id: str | None = None) -> widgets.Widget:
+def prompt_playground(client: Any = None, question_id: str | None = None, *, mode: str | None = None,
+                      beginnings: Iterable[str] = (), text: str = "") -> widgets.Widget:
     """The prompt playground widget.
 
-    *client* is a model client (default: :func:`donghaeng.model_client.get_client`, called on the
-    first "실행하기").  With *question_id*, "이 프롬프트를 답으로 저장" saves
-    ``{"prompt", "task", "context", "references", "temperature", "top_p", "max_tokens", "answer"}``
-    for autograde, and a saved prompt is loaded back when the cell runs again.
+    *client* is a model client (default: :func:`donghaeng.model_client.get_client`; its model loads
+    on the first "실행하기").  *mode* is the way of sending it starts in (:data:`MODES`): by default
+    ``"chat"`` on a chat model, else ``"task"`` with *question_id* and ``"raw"`` without; ``"chat"``
+    on a base model falls back to that default.  *beginnings* are pre-filled beginnings of the raw
+    mode a learner picks from a list (the first is put in 시작 글 unless *text* is given).
+
+    With *question_id*, "이 프롬프트를 답으로 저장" saves ``{"prompt", "mode", "text", "task",
+    "context", "references", "temperature", "top_p", "max_tokens", "answer"}`` for autograde, and a
+    saved prompt is loaded back when the cell runs again.
     """
-    return PromptPlayground(client=client, question_id=question_id)
+    return PromptPlayground(client=client, question_id=question_id, mode=mode, beginnings=beginnings, text=text)
