@@ -6,8 +6,11 @@ prepared (as ``donghaeng class prepare`` or the scheduled class start does), and
 together until their server answers: first as on the first day (initial password, then a password
 of their own), then as on any later day.  Prints p50/p95, failures and the ratio p95/baseline; in
 docker mode also memory per idle learner container and learners per 24 GiB VM.  Loopback only; each burst is bounded in time.
+Swarm mode builds a two-node swarm on this machine (tests/swarm_nodes.py: a second engine in a network
+namespace) and measures N=30 on one node (the worker drained; also the baseline) and then N=30 other
+learners on both nodes, in the same run.
 
-Run as root from the repo:  /opt/donghaeng/venv/bin/python benchmarks/class_start.py [--mode docker|local]
+Run as root from the repo:  /opt/donghaeng/venv/bin/python benchmarks/class_start.py [--mode docker|local|swarm]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -27,8 +31,10 @@ from donghaeng.classstart import prepare_servers, prepare_token  # noqa: E402
 from donghaeng.containers import docker_client, remove_learners  # noqa: E402
 from hubclient import HubUser  # noqa: E402
 from labharness import Lab, running_lab  # noqa: E402
+from swarm_nodes import two_node_swarm  # noqa: E402
 
 SIZES = (10, 30)
+SWARM_SIZE = 30  # swarm mode: this many on one node, then as many others on two
 BASELINE_RUNS = 3
 DEADLINE = 600  # seconds one burst may take before its stragglers count as failures
 VM_GIB, RESERVED_GIB = 24, 4  # the hub, proxy, model service and OS keep ~4 GiB
@@ -101,38 +107,74 @@ def line(label: str, times: list[float], failed: int, base: float) -> None:
           f"p95/baseline {p95 / base:5.1f}x", flush=True)
 
 
+def baseline(lab: Lab, login: str, mode: str) -> float:
+    """One cold spawn, median of three (one sample is noisy on a shared VM)."""
+    singles = []
+    for _ in range(BASELINE_RUNS):
+        times, _ = cold(lab, [login])
+        assert times, "the single cold spawn failed; see artifacts/hub.log"
+        singles += times
+        stop_all(lab, [login])
+        if mode != "local":  # a new container each time, as for the bursts
+            remove_learners(lab.settings, [login])
+    base = statistics.median(singles)
+    print(f"[{mode}] single cold spawn (baseline)  {base:6.1f} s  (median of "
+          f"{', '.join(f'{t:.1f}' for t in singles)})", flush=True)
+    return base
+
+
+def burst(lab: Lab, keys: list[str], base: float, where: str = "") -> list[str]:
+    """N cold, then the same N warm (first and usual login); returns their logins, servers still running."""
+    n, group = len(keys), [lab.logins[k] for k in keys]
+    line(f"N={n} cold{where}", *cold(lab, group), base)
+    # the servers the cold burst started are now 'prepared': learners arrive, first for the
+    # very first time (initial password, then their own), then as on any later class day
+    line(f"N={n} warm, first login{where}", *warm(lab, keys), base)
+    line(f"N={n} warm, usual login{where}", *warm(lab, keys), base)
+    return group
+
+
+def swarm_bursts(lab: Lab, swarm, keys: list[str], n: int, base: float) -> None:
+    """N on the one-node swarm (the worker drained), then N others on both nodes, in the same run.
+
+    Other learners for the second burst: a learner's server goes back to the node holding their home.
+    """
+    for where, drained, chosen in ((", 1 node", True, keys[:n]), (", 2 nodes", False, keys[n:2 * n])):
+        swarm.drain_worker(drained)
+        group = burst(lab, chosen, base, where)
+        print(f"  servers on the worker node: {len(swarm.running_on(swarm.worker_id))} of {n}", flush=True)
+        stop_all(lab, group)
+        remove_learners(lab.settings, group)  # the worker's volumes go with its engine
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=("docker", "local"), default="docker")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--mode", choices=("docker", "local", "swarm"), default="docker",
+                        help="swarm: a two-node swarm on this machine (tests/swarm_nodes.py), next to one node")
+    parser.add_argument("--sizes", type=int, nargs="+", help=f"default {SIZES}; swarm: {SWARM_SIZE}")
     args = parser.parse_args()
-    biggest = max(args.sizes)
-    people = {f"l{i}": ("학습자", "learner", "ai-basics") for i in range(biggest + 1)}
+    sizes = args.sizes or ([SWARM_SIZE] if args.mode == "swarm" else list(SIZES))
+    biggest = max(sizes)
+    people = {f"l{i}": ("학습자", "learner", "ai-basics")
+              for i in range(1 + biggest * (2 if args.mode == "swarm" else 1))}
     os.environ["DONGHAENG_SPAWNER"] = args.mode
-    extra = "[model]\nenabled = false\n[containers]\nidle_timeout = 0\n"
+    extra = "[model]\nenabled = false\n[class_start]\nidle_timeout = 0\n[containers]\n"
     if args.mode == "docker":
-        extra += 'network = "dhbench"\nsubnet = "172.28.250.0/24"\nvolume_name = "dhbench-{username}"\n'
-    with running_lab(people, extra) as lab:
-        logins = [lab.logins[k] for k in people]
+        extra += 'network = "dhbench"\nsubnet = "172.28.250.0/24"\n'
+    extra += 'volume_name = "dhbench-{username}"\n'
+    with ExitStack() as stack:
+        swarm = stack.enter_context(two_node_swarm()) if args.mode == "swarm" else None
+        if swarm:
+            swarm.drain_worker(True)  # the baseline is one cold spawn on one node
+        lab = stack.enter_context(running_lab(people, extra))
+        logins, keys = [lab.logins[k] for k in people], list(people)[1:]
         try:
-            singles = []
-            for _ in range(BASELINE_RUNS):  # one sample is noisy on a shared VM: take the median
-                times, _ = cold(lab, logins[:1])
-                assert times, "the single cold spawn failed; see artifacts/hub.log"
-                singles += times
-                stop_all(lab, logins[:1])
-                if args.mode == "docker":  # a new container each time, as for the bursts
-                    remove_learners(lab.settings, logins[:1])
-            base = statistics.median(singles)
-            print(f"[{args.mode}] single cold spawn (baseline)  {base:6.1f} s  (median of "
-                  f"{', '.join(f'{t:.1f}' for t in singles)})", flush=True)
-            for n in args.sizes:
-                keys, group = list(people)[1:n + 1], logins[1:n + 1]
-                line(f"N={n} cold", *cold(lab, group), base)
-                # the servers the cold burst started are now 'prepared': learners arrive, first for the
-                # very first time (initial password, then their own), then as on any later class day
-                line(f"N={n} warm, first login", *warm(lab, keys), base)
-                line(f"N={n} warm, usual login", *warm(lab, keys), base)
+            base = baseline(lab, logins[0], args.mode)
+            for n in sizes:
+                if swarm:
+                    swarm_bursts(lab, swarm, keys, n, base)
+                    continue
+                group = burst(lab, keys[:n], base)
                 if args.mode == "docker" and n == biggest:
                     mib = idle_memory_mib(group)
                     print(f"idle learner container {mib:6.0f} MiB  →  about "
@@ -142,9 +184,10 @@ def main() -> None:
                 if args.mode == "docker":  # the next burst starts from fresh containers too
                     remove_learners(lab.settings, group)
         finally:
-            if args.mode == "docker":
+            if args.mode != "local":
                 stop_all(lab, logins)
                 remove_learners(lab.settings, logins)
+            if args.mode == "docker":
                 docker_client().remove_network("dhbench")
 
 

@@ -120,7 +120,7 @@ def up(
     else:
         _first_admin(settings, admin_roster)
     if settings.lab.spawner != "local" and not settings.containers.image:
-        _images_in_step_with_the_code()
+        _images_in_step_with_the_code(swarm=settings.lab.spawner == "swarm")
     console.print(f"[bold green]동행랩을 시작해요[/bold green]: {settings.lab.public_url}  "
                   "(멈추려면 Ctrl+C / Ctrl+C to stop)")
     hub = Path(sys.executable).parent / "jupyterhub"
@@ -130,13 +130,16 @@ def up(
     os.execv(hub, [str(hub), "-f", str(REPO_ROOT / "hub" / "jupyterhub_config.py")])
 
 
-def _images_in_step_with_the_code() -> None:
+def _images_in_step_with_the_code(swarm: bool = False) -> None:
     """Learners' containers run the toolkit copied into the learner image, with settings written from
-    this checkout: rebuild the images whose inputs changed (an unchanged build is skipped in seconds)."""
-    from .images import ImageError, build_images
+    this checkout: rebuild the images whose inputs changed (an unchanged build is skipped in seconds);
+    in swarm mode, also load the learner image onto the nodes labelled with their engine."""
+    from .images import ImageError, build_images, distribute_to_swarm
 
     try:
         build_images(["learner", "grader"], console=console)
+        if swarm:
+            distribute_to_swarm(console)
     except ImageError as e:  # e.g. Docker is down: the hub still starts and explains it to learners
         err.print(f"[yellow]{e}[/yellow]")
 
@@ -444,7 +447,7 @@ def backup(settings_path: SettingsOpt = None,
     console.print(f"[green]백업했어요[/green]: {report.archive} (root만 읽을 수 있어요 / root-only)\n"
                   f"파일 {report.files}개, {report.bytes / 2**20:.1f} MiB · 데이터베이스 {len(report.databases)}개 · "
                   f"홈 {len(report.homes)}개", highlight=False)
-    _print_skipped(report.skipped, "백업하지 않은 항목 / not backed up")
+    _print_skipped(report.skipped, "알려 드릴 것 / notes")
 
 
 @app.command()

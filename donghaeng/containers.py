@@ -18,7 +18,7 @@ import docker
 import requests
 from dockerspawner import DockerSpawner, SwarmSpawner
 from docker.types import Mount
-from traitlets import Bool, Dict, HasTraits, default
+from traitlets import Bool, Dict, HasTraits, Unicode, default
 
 from .classstart import SpawnQueue
 from .home.notices import MEMORY_KILL
@@ -191,9 +191,31 @@ class LabSwarmSpawner(ContainerFaults, SpawnQueue, LearnerConfigMixin, SwarmSpaw
     node; host mode needs only the node's own port forwarding, on one node as on many.
     """
 
+    home_node = Unicode("", help="The swarm node that holds this learner's home volume (the first one their "
+                        "server ran on): later starts are placed there too, so their files follow them.")
+
     @default("extra_endpoint_spec")
     def _publish_on_the_task_node(self) -> dict[str, Any]:
         return {"ports": [{"Protocol": "tcp", "TargetPort": self.port, "PublishMode": "host"}]}
+
+    async def create_object(self):
+        """The service, pinned to the learner's home node while that node takes tasks."""
+        constraints = [c for c in self.extra_placement_spec.get("constraints") or [] if not c.startswith("node.id==")]
+        if self.home_node and await self._takes_tasks(self.home_node):
+            constraints.append(f"node.id=={self.home_node}")
+        self.extra_placement_spec = {**self.extra_placement_spec, "constraints": constraints or None}
+        return await super().create_object()
+
+    async def _takes_tasks(self, node_id: str) -> bool:
+        try:
+            node = await self.docker("inspect_node", node_id)
+        except docker.errors.NotFound:
+            node = None
+        if node and node["Status"]["State"] == "ready" and node["Spec"]["Availability"] == "active":
+            return True
+        self.log.warning("%s's home volume is on swarm node %s, which takes no tasks now: placing the server on "
+                         "any node, with an empty home there", self.user.name, node_id)
+        return False
 
     async def get_ip_and_port(self) -> tuple[str, int]:
         """The task's node address and the port published there (the service's Endpoint has no
@@ -204,7 +226,20 @@ class LabSwarmSpawner(ContainerFaults, SpawnQueue, LearnerConfigMixin, SwarmSpaw
         if not published:
             raise RuntimeError(f"Service {self.service_name} publishes no port for {self.port}: {ports}")
         node = await self.docker("inspect_node", task["NodeID"])
+        self.home_node = task["NodeID"]
         return node_address(node), published[0]
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), **({"home_node": self.home_node} if self.home_node else {})}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.home_node = state.get("home_node", "")
+
+    def clear_state(self) -> None:
+        node = self.home_node  # the volume stays on that node when the server stops
+        super().clear_state()
+        self.home_node = node
 
     @property
     def mounts(self) -> list[Mount]:

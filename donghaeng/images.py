@@ -394,6 +394,74 @@ def _install_grader_helper(console: Console) -> None:
     console.print(f"채점 컨테이너 도우미 / grading container helper: {install_helper()}")
 
 
+# ----------------------------------------------------------------------------------- distribution
+#: Swarm node label naming that node's Docker engine as the manager reaches it (``ssh://root@10.0.0.12``),
+#: so ``donghaeng images distribute`` and ``donghaeng up`` know where to load images without a registry.
+ENGINE_LABEL = "org.donghaeng.engine"
+
+
+@dataclass
+class Delivery:
+    node: str
+    image: str
+    loaded: bool
+    seconds: float
+
+
+def labelled_engines() -> list[str]:
+    """The Docker engines of this swarm's nodes that carry ``ENGINE_LABEL`` (none when not a swarm manager)."""
+    ids = docker_cli("node", "ls", "-q", check=False)
+    if ids.returncode != 0 or not ids.stdout.split():
+        return []
+    nodes = json.loads(docker_cli("node", "inspect", *ids.stdout.split()).stdout)
+    return [labels[ENGINE_LABEL] for n in nodes if ENGINE_LABEL in (labels := n["Spec"].get("Labels") or {})]
+
+
+def distribute_images(tags: Iterable[str], nodes: Iterable[str]) -> list[Delivery]:
+    """Load *tags* into each node's engine (a Docker host: ``ssh://user@vm``, ``unix:///…``) by
+    ``docker save | docker -H node load``; a node that already has the same image id is skipped."""
+    require_docker()
+    deliveries = []
+    for tag in tags:
+        local = docker_cli("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+        if local.returncode != 0:
+            raise ImageError(f"{tag} 이미지가 이 컴퓨터에 없어요. 먼저 `donghaeng images build`로 만들어 주세요.\n"
+                             f"{tag} is not on this machine: build it first.")
+        for node in nodes:
+            started = time.monotonic()
+            there = docker_cli("-H", node, "image", "inspect", "--format", "{{.Id}}", tag, check=False, timeout=120)
+            if there.returncode != 0 and "no such image" not in there.stderr.lower():
+                raise ImageError(f"{node}의 Docker 엔진에 닿지 못했어요. 주소와 접속(ssh 키, 방화벽)을 확인해 주세요.\n"
+                                 f"Could not reach the Docker engine at {node}: {there.stderr.strip()[-500:]}")
+            loaded = there.stdout.strip() != local.stdout.strip()
+            if loaded:
+                _save_into(tag, node)
+            deliveries.append(Delivery(node, tag, loaded, time.monotonic() - started))
+    return deliveries
+
+
+def _save_into(tag: str, node: str) -> None:
+    """``docker save tag | docker -H node load``, streamed: the image never lands on disk."""
+    save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert save.stdout is not None
+    load = subprocess.run(["docker", "-H", node, "load", "-q"], stdin=save.stdout, capture_output=True, text=True)
+    save.stdout.close()
+    save_err = save.stderr.read().decode(errors="replace") if save.stderr else ""
+    if save.wait() != 0 or load.returncode != 0:
+        raise ImageError(f"{tag} 이미지를 {node}에 넣지 못했어요 / docker save | docker load failed:\n"
+                         f"{(save_err + load.stderr)[-2000:]}")
+
+
+def distribute_to_swarm(console: Console) -> None:
+    """After a build on the swarm manager: the learner image onto every node labelled with its engine."""
+    nodes = labelled_engines()
+    if not nodes:
+        return
+    for d in distribute_images([LEARNER_IMAGE], nodes):
+        state = "넣었어요 / loaded" if d.loaded else "이미 같아요 / already there"
+        console.print(f"{d.image} → {d.node}: {state} ({d.seconds:.1f} s)")
+
+
 # ----------------------------------------------------------------------------------- CLI
 images_app = typer.Typer(help="컨테이너 이미지(레지스트리 없이) / Container images, built offline.",
                          no_args_is_help=True)
@@ -427,3 +495,35 @@ def build_command(
     for r in reports:
         table.add_row(r.image, "built" if r.built else "skipped", f"{r.seconds:.1f}")
     console.print(table)
+
+
+@images_app.command("distribute")
+def distribute_command(
+    targets: Annotated[Optional[list[str]], typer.Argument(help="learner | grader | hub (기본 learner)")] = None,
+    node: Annotated[Optional[list[str]], typer.Option(
+        "--node", help="노드의 Docker 주소 (예: ssh://root@10.0.0.12), 여러 번 줄 수 있어요. 없으면 "
+        f"Swarm 노드 라벨 {ENGINE_LABEL} / a node's Docker host; default: the swarm nodes' label.")] = None,
+) -> None:
+    """만든 이미지를 레지스트리 없이 다른 노드에 넣어요(docker save | docker load) / Load images onto other nodes."""
+    names = list(dict.fromkeys(targets or ["learner"]))
+    unknown = [n for n in names if n not in SPECS]
+    nodes = node or labelled_engines()
+    if unknown or not nodes:
+        Console(stderr=True).print(
+            f"[red]{', '.join(unknown)}: 없는 이미지예요. 고를 수 있는 것: {', '.join(SPECS)} / unknown image[/red]"
+            if unknown else
+            "[red]이미지를 넣을 노드가 없어요. `--node ssh://root@노드주소`를 주거나, 관리 노드에서 `docker node update "
+            f"--label-add {ENGINE_LABEL}=ssh://root@노드주소 노드이름`으로 노드마다 주소를 적어 두세요. / no nodes: pass "
+            f"--node or label the swarm nodes with {ENGINE_LABEL}.[/red]")
+        raise typer.Exit(2)
+    try:
+        deliveries = distribute_images([SPECS[n].tag for n in names], nodes)
+    except ImageError as e:
+        Console(stderr=True).print(str(e), style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from e
+    table = Table(title="이미지 나눠 주기 / distribution")
+    for col in ("노드 / node", "이미지 / image", "결과 / result", "초 / seconds"):
+        table.add_column(col)
+    for d in deliveries:
+        table.add_row(d.node, d.image, "loaded" if d.loaded else "already there", f"{d.seconds:.1f}")
+    Console().print(table)

@@ -1,0 +1,146 @@
+"""A class on a two-node Swarm (the host engine as manager, a second engine as worker: tests/swarm_nodes.py).
+
+Learners' servers are placed on both nodes; a learner whose server runs on the worker goes through
+fetch → submit → autograde → feedback over the exchange service (no shared exchange folder); the hub is
+restarted mid-class and nothing is lost; a server started again lands on the node holding its home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from donghaeng.containers import remove_learners
+from donghaeng.image_refs import LEARNER_IMAGE
+from hubclient import HubUser
+from labharness import Lab, running_lab, start_hub, stop_hub
+from notebooks import solved
+from swarm_nodes import NodeUnavailable, TwoNodeSwarm, docker, two_node_swarm
+from test_course_flow import ASSIGNMENT, COURSE, NOTEBOOK, REPO, WIDGET_ANSWER, assignment_action, put_file
+from test_exchange import my_submissions
+
+pytestmark = pytest.mark.slow
+PEOPLE = {f"learner{i}": (name, "learner", COURSE) for i, name in enumerate(("김하늘", "이수민", "박지영", "한가람"))}
+MEMO = "api/contents/memo.txt"
+
+
+@pytest.fixture(scope="module")
+def swarm() -> TwoNodeSwarm:
+    try:
+        with two_node_swarm() as swarm:
+            yield swarm
+    except NodeUnavailable as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def lab(swarm) -> Lab:
+    tag = secrets.token_hex(3)
+    os.environ["DONGHAENG_SPAWNER"] = "swarm"
+    try:
+        with running_lab(PEOPLE, f'[model]\nenabled = false\n[class_start]\nidle_timeout = 0\n'
+                         f'[containers]\nvolume_name = "dh2n-{tag}-{{username}}"\n') as lab:
+            try:
+                yield lab
+            finally:
+                stop_hub(lab)
+                for login in lab.logins.values():
+                    docker("service", "rm", f"donghaeng-{login}", check=False)
+                remove_learners(lab.settings, list(lab.logins.values()))  # the worker's go with its engine
+    finally:
+        os.environ.pop("DONGHAENG_SPAWNER", None)
+
+
+@pytest.fixture(scope="module")
+def placed(lab, swarm) -> dict[str, HubUser]:
+    """Every learner's server started, one after the other: node id -> the learners placed there."""
+    by_node: dict[str, list[HubUser]] = {}
+    for key in PEOPLE:
+        who = HubUser.logged_in(lab, key)
+        who.spawn(timeout=240)
+        by_node.setdefault(swarm.node_of(f"donghaeng-{who.name}"), []).append(who)
+    return by_node
+
+
+def on_worker(placed, swarm) -> HubUser:
+    assert placed.get(swarm.worker_id), f"no learner on the worker: {placed}"
+    return placed[swarm.worker_id][0]
+
+
+def test_learners_are_placed_on_both_nodes_and_answer_through_the_hub(swarm, placed):
+    assert set(placed) == {swarm.manager_id, swarm.worker_id}, placed
+    # the learner image reached the worker without a registry, the very one the hub's start left on the manager
+    image = ("image", "inspect", "--format", "{{.Id}}", LEARNER_IMAGE)
+    assert swarm.worker(*image).stdout == docker(*image).stdout
+    for learners in placed.values():
+        for who in learners:
+            r = who.server("PUT", MEMO, json={"type": "file", "format": "text", "content": f"{who.name}의 메모"})
+            assert r.status_code in (200, 201), r.text
+    worker_learner = on_worker(placed, swarm)
+    # the worker engine itself runs that server's container, and has the memo in its volume
+    names = swarm.worker("ps", "--format", "{{.Names}}").stdout.split()
+    assert any(n.startswith(f"donghaeng-{worker_learner.name}.") for n in names), names
+    assert not docker("ps", "-q", "--filter", f"name=donghaeng-{worker_learner.name}.").stdout.strip()
+
+
+def test_learner_on_the_worker_fetches_submits_and_gets_feedback(lab, swarm, placed):
+    learner = on_worker(placed, swarm)
+    lab.cli("course", "release", COURSE, ASSIGNMENT)
+    assert assignment_action(learner, "fetch")["value"][0]["status"] == "fetched"
+    source = nbformat.read(REPO / "assignments" / COURSE / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    released = nbformat.from_dict(learner.server("GET", f"api/contents/{NOTEBOOK}").json()["content"])
+    put_file(learner, NOTEBOOK, nbformat.writes(solved(released, source)))
+    put_file(learner, f"{COURSE}/{ASSIGNMENT}/donghaeng_answers.json", json.dumps(WIDGET_ANSWER, ensure_ascii=False))
+    assert assignment_action(learner, "submit")["success"]
+
+    assert learner.name in lab.cli("course", "collect", COURSE, ASSIGNMENT).stdout
+    lab.cli("course", "autograde", COURSE, ASSIGNMENT)
+    with Gradebook(f"sqlite:///{lab.settings.paths.course_dir(COURSE) / 'gradebook.db'}", course_id=COURSE) as gb:
+        assert gb.find_submission(ASSIGNMENT, learner.name).code_score == 6
+    lab.cli("course", "feedback", COURSE, ASSIGNMENT)
+    assert assignment_action(learner, "fetch_feedback")["success"]
+    folder = learner.server("GET", f"api/contents/{COURSE}/{ASSIGNMENT}/feedback").json()["content"]
+    assert folder, "no feedback reached the server on the worker"
+    html = learner.server("GET", f"api/contents/{folder[0]['path']}/{ASSIGNMENT}.html",
+                          params={"type": "file", "format": "text"}).json()["content"]
+    assert "점수" in html and "6" in html  # all six automatic points, in Korean
+
+
+def test_hub_restart_mid_class_keeps_servers_and_submissions(lab, swarm, placed):
+    learners = [who for group in placed.values() for who in group]
+    tasks = {who.name: docker("service", "ps", "-q", "--filter", "desired-state=running",
+                              f"donghaeng-{who.name}").stdout.split() for who in learners}
+    learner = on_worker(placed, swarm)
+    before = my_submissions(lab, learner)
+    assert before, "the worker's learner has no submission yet"
+
+    stop_hub(lab)
+    start_hub(lab)
+
+    for who in learners:
+        assert who.api("GET", f"/hub/api/users/{who.name}").json()["servers"][""]["ready"], who.name
+        after = docker("service", "ps", "-q", "--filter", "desired-state=running", f"donghaeng-{who.name}")
+        assert after.stdout.split() == tasks[who.name], "the restart replaced a running server"
+        assert who.server("GET", MEMO).json()["content"] == f"{who.name}의 메모"
+    assert my_submissions(lab, learner)[:len(before)] == before
+    # and the class goes on: a new submission from the worker after the restart
+    assert assignment_action(learner, "submit")["success"]
+    assert len(my_submissions(lab, learner)) == len(before) + 1
+
+
+@pytest.mark.parametrize("node", ["worker", "manager"])
+def test_server_started_again_lands_on_the_node_with_its_home(lab, swarm, placed, node):
+    node_id = swarm.worker_id if node == "worker" else swarm.manager_id
+    who = placed[node_id][-1]
+    who.stop()
+    who.spawn(timeout=240)
+    service = f"donghaeng-{who.name}"
+    assert swarm.node_of(service) == node_id
+    spec = json.loads(docker("service", "inspect", service).stdout)[0]["Spec"]["TaskTemplate"]
+    assert spec["Placement"]["Constraints"] == [f"node.id=={node_id}"]
+    assert who.server("GET", MEMO).json()["content"] == f"{who.name}의 메모"  # their home volume came along
