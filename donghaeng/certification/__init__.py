@@ -11,9 +11,10 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "Certificate": "store", "Store": "store", "calibration_kappa": "store",
+    "Certificate": "store", "Store": "store", "TeachBackRecord": "store",
     "CertificationError": "policy", "Level": "policy", "Policy": "policy", "load_policy": "policy",
-    "Eligibility": "eligibility", "LearnerStatus": "eligibility", "Score": "eligibility", "evaluate": "eligibility",
+    "CalibrationStanding": "eligibility", "Eligibility": "eligibility", "LearnerStatus": "eligibility",
+    "Score": "eligibility", "evaluate": "eligibility",
     "issue": "issuing", "revoke": "issuing",
     "Verification": "credential", "verify_credential": "credential",
 }

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from ..cohort import Cohort
 from ..courses import gradebook_snapshot
 from ..settings import Settings
-from .policy import Level, Policy, load_policy
-from .store import Certificate, Store
+from .policy import CertificationError, Level, Policy, load_policy
+from .store import Certificate, Store, TeachBackRecord
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,21 @@ class Score:
     @property
     def percent(self) -> float:
         return 100 * (self.score or 0) / self.max_score if self.max_score else 0.0
+
+
+@dataclass(frozen=True)
+class CalibrationStanding:
+    """A candidate's calibration on one rubric set: the best of their limited attempts."""
+
+    rubric: str
+    title: str
+    best: float | None  # None: no attempt yet
+    used: int
+    allowed: int
+
+    @property
+    def left(self) -> int:
+        return max(0, self.allowed - self.used)
 
 
 @dataclass(frozen=True)
@@ -62,8 +77,31 @@ def _pct(value: float) -> str:
     return f"{value:.0f}%"
 
 
+def _calibration_missing(minimum: float, standings: list[CalibrationStanding]) -> list[str]:
+    missing = []
+    for st in standings:
+        if st.best is None:
+            missing.append(f"채점 맞추기 「{st.title}」를 아직 하지 않았어요 (기회 {st.allowed}번)")
+        elif st.best < minimum:
+            left = f"남은 기회 {st.left}번" if st.left else "남은 기회가 없어요: 트레이너와 이야기해 주세요"
+            missing.append(f"채점 맞추기 「{st.title}」 일치도(카파)가 {minimum:g}보다 낮아요 "
+                           f"(가장 높은 값 {st.best:.2f}, {left})")
+    return missing
+
+
+def _teachback_missing(minimum: int, record: TeachBackRecord | None) -> list[str]:
+    if record is None:
+        return ["시범 강의 관찰 기록이 없어요: 트레이너가 시범 강의를 보고 대시보드에 적어야 해요"]
+    if not record.attended:
+        return [f"시범 강의({record.session_date})에 출석하지 않았어요"]
+    if record.score < minimum:
+        return [f"시범 강의 점검표가 {minimum}개보다 적어요 (지금 {record.score}/{record.max_score}개)"]
+    return []
+
+
 def check_level(level: Level, maxima: dict[str, float], scores: dict[str, Score], *, issued: set[str],
-                attendance: int, kappa: float | None, policy: Policy) -> Eligibility:
+                attendance: int, calibration: list[CalibrationStanding], teachback: TeachBackRecord | None,
+                policy: Policy) -> Eligibility:
     """Every requirement of *level* the learner does not meet yet, as a Korean sentence."""
     missing: list[str] = []
     if level.prerequisite and level.prerequisite not in issued:
@@ -92,11 +130,27 @@ def check_level(level: Level, maxima: dict[str, float], scores: dict[str, Score]
     if level.min_attendance is not None and attendance < level.min_attendance:
         missing.append(f"출석이 {level.min_attendance}회보다 적어요 (지금 {attendance}회)")
     if level.min_calibration_kappa is not None:
-        if kappa is None:
-            missing.append("채점 맞추기(루브릭 보정) 결과가 아직 없어요")
-        elif kappa < level.min_calibration_kappa:
-            missing.append(f"채점 일치도(카파)가 {level.min_calibration_kappa:g}보다 낮아요 (지금 {kappa:.2f})")
+        missing += _calibration_missing(level.min_calibration_kappa, calibration)
+    if level.min_teachback_checklist is not None:
+        missing += _teachback_missing(level.min_teachback_checklist, teachback)
     return Eligibility(level.id, level.name, not missing, missing)
+
+
+def calibration_standings(store: Store, policy: Policy, login: str) -> list[CalibrationStanding]:
+    """Where *login* stands on every rubric set the policy counts (all of graders/calibration by default)."""
+    from ..dashboard.calibration import load_sets  # the root-only sample folder, read only when needed
+
+    sets = load_sets()
+    wanted = policy.calibration.rubrics or sorted(sets)
+    result = []
+    for rubric in wanted:
+        if rubric not in sets:
+            raise CertificationError(f"수료 기준의 채점 맞추기 '{rubric}'가 graders/calibration에 없어요. "
+                                     f"있는 것: {', '.join(sorted(sets))}")
+        kappas = [a.kappa for a in store.calibration_attempts(login, rubric)]
+        result.append(CalibrationStanding(rubric, sets[rubric].title, max(kappas, default=None), len(kappas),
+                                          policy.calibration.attempts))
+    return result
 
 
 def evaluate(settings: Settings, login: str | None = None) -> list[LearnerStatus]:
@@ -112,11 +166,12 @@ def evaluate(settings: Settings, login: str | None = None) -> list[LearnerStatus
         certificates = store.certificates(person.login)
         issued = {c.level for c in certificates if not c.revoked}
         scores = {course: book[1].get(person.login, {}) for course, book in books.items()}
-        kappa = store.calibration_kappa(person.login)
+        needs_calibration = any(lv.min_calibration_kappa is not None for lv in policy.levels)
+        standings = calibration_standings(store, policy, person.login) if needs_calibration else []
         eligibility = {
             level.id: check_level(level, books[level.course][0], scores[level.course], issued=issued,
-                                  attendance=store.attendance(person.login, level.course), kappa=kappa,
-                                  policy=policy)
+                                  attendance=store.attendance(person.login, level.course), calibration=standings,
+                                  teachback=store.teachback(person.login, level.course), policy=policy)
             for level in policy.levels
         }
         result.append(LearnerStatus(person.login, person.name, person.role, person.courses,

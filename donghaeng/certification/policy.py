@@ -40,6 +40,8 @@ class Level(_Strict):
     manual_grading_done: bool = True
     min_attendance: int | None = Field(default=None, ge=0)
     min_calibration_kappa: float | None = Field(default=None, ge=-1, le=1)
+    min_teachback_checklist: int | None = Field(
+        default=None, ge=1, description="Checklist items a trainer ticked while watching the live teach-back.")
 
     @field_validator("id")
     @classmethod
@@ -49,8 +51,29 @@ class Level(_Strict):
         return value
 
 
+class Calibration(_Strict):
+    """How rubric calibration runs: which rubric sets count, how many samples an attempt draws, how many tries."""
+
+    rubrics: list[str] = Field(default_factory=list, description="Sets in graders/calibration; empty: every set.")
+    samples_per_attempt: int = Field(default=10, ge=5)
+    attempts: int = Field(default=3, ge=1)
+
+
+class ChecklistItem(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    text: str = Field(min_length=2, description="What the observing trainer looks for, in Korean.")
+
+
+class TeachBack(_Strict):
+    """The live teach-back a trainer watches and records in the dashboard."""
+
+    checklist: list[ChecklistItem] = Field(min_length=1)
+
+
 class Policy(_Strict):
     levels: list[Level]
+    calibration: Calibration = Field(default_factory=Calibration)
+    teachback: TeachBack | None = None
     source: Path | None = None
 
     @model_validator(mode="after")
@@ -61,7 +84,17 @@ class Policy(_Strict):
                 raise ValueError(f"단계 아이디 '{level.id}'가 두 번 나와요")
             if level.prerequisite and level.prerequisite not in seen:
                 raise ValueError(f"'{level.id}'의 선수 단계 '{level.prerequisite}'는 그보다 앞에 있어야 해요")
+            if level.min_teachback_checklist is not None:
+                if self.teachback is None:
+                    raise ValueError(f"'{level.id}'에 min_teachback_checklist가 있으면 [teachback] 점검표도 있어야 해요")
+                if level.min_teachback_checklist > len(self.teachback.checklist):
+                    raise ValueError(f"'{level.id}'의 min_teachback_checklist가 점검표 항목 수"
+                                     f"({len(self.teachback.checklist)}개)보다 많아요")
             seen.add(level.id)
+        if self.teachback is not None:
+            ids = [item.id for item in self.teachback.checklist]
+            if len(ids) != len(set(ids)):
+                raise ValueError("teachback 점검표의 id가 겹쳐요")
         return self
 
     def level(self, key: str) -> Level:

@@ -1,12 +1,15 @@
 """The certification database (``state/certification.sqlite``, root only).
 
 Tables: issued ``certificates`` (with their index in the revocation list), an append-only ``audit``
-log (who did what, when, why; SQLite triggers refuse UPDATE and DELETE), ``calibration`` results of
-rubric-calibration exercises (written by the trainer dashboard) and ``attendance``.
+log (who did what, when, why; SQLite triggers refuse UPDATE and DELETE), ``calibration_attempts`` of
+the rubric calibration (one row per attempt, numbered per candidate and rubric set so the limit holds),
+``teachback`` observations a trainer records while watching a candidate teach, and ``attendance``.
+All of them are written by the trainer dashboard, which runs as root.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -45,11 +48,27 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS calibration (
+CREATE TABLE IF NOT EXISTS calibration_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     login TEXT NOT NULL,
+    rubric TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
     kappa REAL NOT NULL,
-    items INTEGER NOT NULL,
+    samples TEXT NOT NULL,
+    drift TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (login, rubric, attempt)
+);
+CREATE TABLE IF NOT EXISTS teachback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    login TEXT NOT NULL,
+    course TEXT NOT NULL,
+    session_date TEXT NOT NULL,
+    attended INTEGER NOT NULL,
+    checked TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    max_score INTEGER NOT NULL,
+    note TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
     recorded_by TEXT NOT NULL
 );
@@ -106,6 +125,32 @@ class AuditEntry:
     level: str | None
     serial: str | None
     detail: str
+
+
+@dataclass(frozen=True)
+class CalibrationAttempt:
+    rubric: str
+    attempt: int  # 1, 2, ... per login and rubric set
+    kappa: float
+    samples: tuple[str, ...]  # sample ids drawn for this attempt (for the next draw's rotation)
+    drift: tuple[str, ...]  # Korean sentences: criteria the candidate grades differently
+    recorded_at: str
+
+
+@dataclass(frozen=True)
+class TeachBackRecord:
+    """What a trainer saw at a candidate's live teach-back."""
+
+    login: str
+    course: str
+    session_date: str  # YYYY-MM-DD
+    attended: bool
+    checked: tuple[str, ...]  # checklist item ids the trainer ticked
+    score: int
+    max_score: int
+    note: str
+    recorded_at: str
+    recorded_by: str
 
 
 def db_path(settings: Settings) -> Path:
@@ -177,18 +222,51 @@ class Store:
                               "ORDER BY id", args).fetchall()
         return [AuditEntry(*row) for row in rows]
 
-    # -- calibration and attendance (written by the trainer dashboard) ------------------------
-    def record_calibration(self, login: str, kappa: float, items: int, recorded_by: str) -> None:
-        with self.connect() as db:
-            db.execute("INSERT INTO calibration (login, kappa, items, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?)",
-                       (login, kappa, items, now(), recorded_by))
+    # -- calibration, teach-back and attendance (written by the trainer dashboard) ---------------
+    def record_calibration(self, login: str, rubric: str, attempt: int, kappa: float, samples: list[str],
+                           drift: list[str], recorded_by: str) -> None:
+        """Store one attempt; the same attempt number twice (two tabs, a replayed form) is refused."""
+        try:
+            with self.connect() as db:
+                db.execute("INSERT INTO calibration_attempts (login, rubric, attempt, kappa, samples, drift, "
+                           "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (login, rubric, attempt, kappa, json.dumps(samples), json.dumps(drift, ensure_ascii=False),
+                            now()))
+                Store.log(db, recorded_by, "calibration", login=login,
+                          detail=f"rubric={rubric}; attempt={attempt}; kappa={kappa:.3f}")
+        except sqlite3.IntegrityError as e:
+            raise CertificationError("이 채점 맞추기는 이미 냈어요. 페이지를 새로 고쳐 주세요.") from e
 
-    def calibration_kappa(self, login: str) -> float | None:
-        """The learner's latest calibration result, None when they have none."""
+    def calibration_attempts(self, login: str, rubric: str | None = None) -> list[CalibrationAttempt]:
+        where, args = ("AND rubric = ?", (login, rubric)) if rubric else ("", (login,))
         with self.connect() as db:
-            row = db.execute("SELECT kappa FROM calibration WHERE login = ? ORDER BY id DESC LIMIT 1",
-                             (login,)).fetchone()
-        return row[0] if row else None
+            rows = db.execute("SELECT rubric, attempt, kappa, samples, drift, recorded_at FROM calibration_attempts "
+                              f"WHERE login = ? {where} ORDER BY rubric, attempt", args).fetchall()
+        return [CalibrationAttempt(r, a, k, tuple(json.loads(s)), tuple(json.loads(d)), at)
+                for r, a, k, s, d, at in rows]
+
+    def record_teachback(self, record: TeachBackRecord) -> None:
+        with self.connect() as db:
+            db.execute("INSERT INTO teachback (login, course, session_date, attended, checked, score, max_score, "
+                       "note, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (record.login, record.course, record.session_date, int(record.attended),
+                        json.dumps(list(record.checked)), record.score, record.max_score, record.note,
+                        record.recorded_at, record.recorded_by))
+            Store.log(db, record.recorded_by, "teachback", login=record.login,
+                      detail=f"course={record.course}; date={record.session_date}; attended={record.attended}; "
+                             f"checklist={record.score}/{record.max_score}")
+
+    def teachback(self, login: str, course: str) -> TeachBackRecord | None:
+        """The latest observation of *login* in *course* (a later session replaces an earlier one)."""
+        with self.connect() as db:
+            row = db.execute("SELECT login, course, session_date, attended, checked, score, max_score, note, "
+                             "recorded_at, recorded_by FROM teachback WHERE login = ? AND course = ? "
+                             "ORDER BY id DESC LIMIT 1", (login, course)).fetchone()
+        if row is None:
+            return None
+        login_, course_, date, attended, checked, score, max_score, note, at, by = row
+        return TeachBackRecord(login_, course_, date, bool(attended), tuple(json.loads(checked)), score, max_score,
+                               note, at, by)
 
     def record_attendance(self, login: str, course: str, session: str) -> None:
         with self.connect() as db:
@@ -201,7 +279,3 @@ class Store:
                                   (login, course)).fetchone()
         return count
 
-
-def calibration_kappa(settings: Settings, login: str) -> float | None:
-    """The dashboard's calibration result for *login* (Cohen's kappa against master grades)."""
-    return Store.of(settings).calibration_kappa(login)

@@ -7,7 +7,8 @@ Pages (under ``$JUPYTERHUB_SERVICE_PREFIX``, e.g. ``/services/dashboard/``), all
 * ``courses/<id>/plots/<assignment>.svg`` score distribution (also ``.png``)
 * ``courses/<id>/export.csv`` / ``.xlsx`` the progress table, safe against formula injection
 * ``courses/<id>/certify``                GET: confirmation page; POST (XSRF): issue or revoke
-* ``calibration`` / ``calibration/<set>`` rubric calibration (trainer candidates grade samples)
+* ``courses/<id>/teachback?login=``       GET: form; POST (XSRF): a trainer records a candidate's live teach-back
+* ``calibration`` / ``calibration/<set>`` rubric calibration (trainer candidates grade samples, limited tries)
 * ``metrics``                             grading's Prometheus metrics (a token with ``read:metrics``)
 
 Who sees what: admins every course, trainers the courses of their ``formgrade-<course>`` groups;
@@ -21,7 +22,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -39,7 +40,9 @@ from tornado.httpserver import HTTPServer
 
 from .. import certification
 from ..metrics import GradingMetricsHandler
-from ..certification import CertificationError, load_policy
+from ..certification import CertificationError, Store, TeachBackRecord, load_policy
+from ..certification.store import CalibrationAttempt, now
+from ..roster import Person
 from ..settings import Course, Settings, load_settings
 from . import calibration, export, plots
 from .hub import STAFF_GROUPS, calibration_courses
@@ -49,6 +52,7 @@ log = logging.getLogger("donghaeng.dashboard")
 TEMPLATES = Path(__file__).parent / "templates"
 ERROR_TITLES = {403: "이 페이지는 열 수 없어요", 404: "페이지를 찾을 수 없어요", 400: "요청을 처리할 수 없어요"}
 ACTIONS = {"issue": "발급", "revoke": "취소"}
+NOTE_MAX_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class Dashboard:
         self.prefix = prefix
         self.calibration_courses = calibration_courses(settings)
         self.rubrics = calibration.load_sets()
-        self.levels = load_policy(settings).levels
+        self.policy = load_policy(settings)
+        self.levels = self.policy.levels
         self.templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
         self.templates.filters["local_time"] = local_time
 
@@ -179,8 +184,13 @@ class CourseHandler(BaseHandler):
         statuses = [s for s in await asyncio.to_thread(certification.evaluate, self.dash.settings)
                     if s.login in logins]
         levels = [lv for lv in self.dash.levels if lv.course == course.id]
+        teachback = None
+        if any(lv.min_teachback_checklist is not None for lv in levels):
+            store = Store.of(self.dash.settings)
+            teachback = [(row.person, store.teachback(row.person.login, course.id)) for row in report.learners]
         self.render_page("course.html", course=course, report=report, State=State, levels=levels,
-                         statuses=statuses, describe=plots.describe, done=self.get_argument("done", ""))
+                         statuses=statuses, describe=plots.describe, done=self.get_argument("done", ""),
+                         teachback=teachback)
 
 
 class PlotHandler(BaseHandler):
@@ -269,6 +279,62 @@ class CertifyHandler(BaseHandler):
         self.redirect(self.url("courses", course.id, done=f"{action}:{status.login}") + "#certification")
 
 
+class TeachBackHandler(BaseHandler):
+    """A course's trainer records what they saw at a candidate's live teach-back (date, attendance, checklist)."""
+
+    def _target(self, course: Course) -> Person:
+        if self.dash.policy.teachback is None:
+            raise web.HTTPError(404, "수료 기준에 시범 강의 점검표([teachback])가 없어요.")
+        login = self.get_argument("login", "")
+        person = next((p for p in course_learners(self.dash.settings, course.id) if p.login == login), None)
+        if person is None:
+            raise web.HTTPError(403, "내 과정의 학습자만 기록할 수 있어요.")
+        return person
+
+    def _form(self, course: Course, person: Person, http_status: int = 200, error: str = "", **values: Any) -> None:
+        last = Store.of(self.dash.settings).teachback(person.login, course.id)
+        self.render_page("teachback_form.html", http_status=http_status, course=course, person=person, last=last,
+                         checklist=self.dash.policy.teachback.checklist, error=error, note_max=NOTE_MAX_CHARS,
+                         today=date.today().isoformat(), values=values)
+
+    @web.authenticated
+    async def get(self, course_id: str) -> None:
+        course = self.course(course_id)
+        self._form(course, self._target(course))
+
+    @web.authenticated
+    async def post(self, course_id: str) -> None:
+        course = self.course(course_id)
+        person = self._target(course)
+        checklist = self.dash.policy.teachback.checklist
+        day, attended = self.get_argument("session_date", "").strip(), self.get_argument("attended", "")
+        checked = [item.id for item in checklist if self.get_argument(f"item-{item.id}", "") == "on"]
+        note = self.get_argument("note", "").strip()
+        values = {"session_date": day, "attended": attended, "checked": checked, "note": note}
+        try:
+            session = date.fromisoformat(day)
+        except ValueError:
+            self._form(course, person, 400, "시범 강의 날짜를 골라 주세요 (예: 2027-04-09).", **values)
+            return
+        if session > date.today():
+            self._form(course, person, 400, "아직 오지 않은 날짜예요. 시범 강의를 본 날을 골라 주세요.", **values)
+            return
+        if attended not in ("yes", "no"):
+            self._form(course, person, 400, "출석했는지 골라 주세요.", **values)
+            return
+        if len(note) > NOTE_MAX_CHARS:
+            self._form(course, person, 400, f"메모는 {NOTE_MAX_CHARS}자까지 써 주세요 (지금 {len(note)}자).", **values)
+            return
+        present = attended == "yes"
+        record = TeachBackRecord(person.login, course.id, session.isoformat(), present,
+                                 tuple(checked) if present else (), len(checked) if present else 0,
+                                 len(checklist), note, now(), self.viewer.name)
+        await asyncio.to_thread(Store.of(self.dash.settings).record_teachback, record)
+        log.info("%s: teach-back of %s recorded (%s/%s)", self.viewer.name, person.login, record.score,
+                 record.max_score)
+        self.redirect(self.url("courses", course.id, done=f"teachback:{person.login}") + "#teachback")
+
+
 class CalibrationHandler(BaseHandler):
     def _rubric(self, rubric_id: str) -> calibration.RubricSet:
         if not self.viewer.candidate:
@@ -278,36 +344,63 @@ class CalibrationHandler(BaseHandler):
             raise web.HTTPError(404, "그런 채점 연습이 없어요.")
         return rubric
 
+    def _next(self, rubric: calibration.RubricSet) -> calibration.Next:
+        rules = self.dash.policy.calibration
+        upcoming = calibration.next_attempt(self.dash.settings, rubric, self.viewer.name, allowed=rules.attempts,
+                                            size=rules.samples_per_attempt)
+        if upcoming is None:
+            raise web.HTTPError(403, f"「{rubric.title}」 채점 맞추기 기회({rules.attempts}번)를 모두 썼어요. "
+                                     "기회가 더 필요하면 트레이너와 이야기해 주세요.")
+        return upcoming
+
+    def _standing(self, login: str) -> list[tuple[calibration.RubricSet, list[CalibrationAttempt]]]:
+        store = Store.of(self.dash.settings)
+        return [(rubric, store.calibration_attempts(login, rubric.id)) for rubric in self.dash.rubrics.values()]
+
     @web.authenticated
     async def get(self, rubric_id: str = "") -> None:
         if rubric_id:
-            self.render_page("calibration_form.html", rubric=self._rubric(rubric_id), chosen={}, error="")
+            rubric = self._rubric(rubric_id)
+            upcoming = self._next(rubric)
+            self.render_page("calibration_form.html", rubric=rubric, upcoming=upcoming, chosen={}, error="",
+                             allowed=self.dash.policy.calibration.attempts, field=calibration.field_name)
             return
         if not self.viewer.candidate:
             raise web.HTTPError(403, "채점 맞추기는 TTT 과정 학습자와 트레이너만 할 수 있어요.")
         results = []
-        if self.viewer.staff:  # trainers see their candidates' latest results
+        if self.viewer.staff:  # trainers see their candidates' attempts
             people = {p.login: p for c in self.viewer.courses if c in self.dash.calibration_courses
                       for p in course_learners(self.dash.settings, c)}
-            kappas = calibration.latest_kappas(self.dash.settings, sorted(people))
-            results = [(people[login], kappa, calibration.agreement_label(kappa)) for login, kappa in kappas.items()]
-        self.render_page("calibration.html", rubrics=self.dash.rubrics.values(), results=results)
+            results = [(people[login], self._standing(login)) for login in sorted(people)]
+        self.render_page("calibration.html", mine=self._standing(self.viewer.name), results=results,
+                         allowed=self.dash.policy.calibration.attempts, label=calibration.agreement_label)
 
     @web.authenticated
     async def post(self, rubric_id: str) -> None:
         rubric = self._rubric(rubric_id)
+        upcoming = self._next(rubric)
         chosen: dict[str, int] = {}
-        for sample in rubric.samples:
-            value = self.get_argument(f"grade-{sample.id}", "")
-            if value.lstrip("-").isdigit():
-                chosen[sample.id] = int(value)
+        for sample in upcoming.samples:
+            for criterion in rubric.criteria:
+                name = calibration.field_name(sample, criterion)
+                value = self.get_argument(name, "")
+                if value.isdigit():
+                    chosen[name] = int(value)
         try:
-            result = calibration.grade(rubric, self.viewer.name, chosen)
-        except calibration.CalibrationError as exc:
-            self.render_page("calibration_form.html", http_status=400, rubric=rubric, chosen=chosen, error=str(exc))
+            result = calibration.grade(rubric, self.viewer.name, upcoming.attempt, upcoming.samples, chosen)
+            await asyncio.to_thread(calibration.record, self.dash.settings, result, self.viewer.name)
+        except (calibration.CalibrationError, CertificationError) as exc:
+            self.render_page("calibration_form.html", http_status=400, rubric=rubric, upcoming=upcoming,
+                             chosen=chosen, error=str(exc), allowed=self.dash.policy.calibration.attempts,
+                             field=calibration.field_name)
             return
-        calibration.record(self.dash.settings, result, self.viewer.name)
-        self.render_page("calibration_result.html", rubric=rubric, result=result)
+        self.render_page("calibration_result.html", rubric=rubric, result=result,
+                         left=self.dash.policy.calibration.attempts - result.attempt,
+                         minimum=self._minimum_kappa())
+
+    def _minimum_kappa(self) -> float | None:
+        kappas = [lv.min_calibration_kappa for lv in self.dash.levels if lv.min_calibration_kappa is not None]
+        return max(kappas, default=None)
 
 
 class NotFoundHandler(BaseHandler):
@@ -327,6 +420,7 @@ def make_app(settings: Settings, hub_auth: HubOAuth | None = None) -> web.Applic
         (course + r"/plots/([^/]+)\.(png|svg)", PlotHandler),
         (course + r"/export\.(csv|xlsx)", ExportHandler),
         (course + r"/certify", CertifyHandler),
+        (course + r"/teachback", TeachBackHandler),
         (r"calibration", CalibrationHandler),
         (r"calibration/([a-z0-9-]+)", CalibrationHandler),
     ]
