@@ -44,11 +44,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO
+from urllib.parse import quote
 
 import httpx
 
 from . import safe_fs
-from .accounts import ensure_system_user, is_managed
+from .accounts import AccountError, ensure_system_user, is_managed
 from .cohort import Cohort
 from .settings import Settings
 
@@ -301,8 +302,16 @@ def _add_data(settings: Settings, writer: _Writer, archive: Path) -> None:
         if os.pread(fd, len(SQLITE_MAGIC), 0) != SQLITE_MAGIC:
             return False
         rel = PurePosixPath(member).relative_to(DATA)
-        with _sqlite_copy(root, rel, folder, name) as copy, open(copy, "rb") as f:
-            writer.add_fd(member, f.fileno(), like=os.fstat(fd))  # the copy, as the original is owned
+        try:
+            with _sqlite_copy(root, rel, folder, name) as copy, open(copy, "rb") as f:
+                writer.add_fd(member, f.fileno(), like=os.fstat(fd))  # the copy, as the original is owned
+        except (sqlite3.DatabaseError, OSError):
+            # not a database after all (a learner's file that only starts like one), or a damaged one:
+            # its bytes as they are, so that no file can stop the backup
+            os.lseek(fd, 0, os.SEEK_SET)
+            writer.add_fd(member, fd)
+            writer.skip(member, "데이터베이스로 읽지 못해 파일 그대로 넣었어요 / stored as a plain file")
+            return True
         writer.report.databases.append(str(rel))
         return True
 
@@ -320,7 +329,7 @@ def _sqlite_copy(root: Path, rel: PurePosixPath, folder: int, name: str) -> Iter
         if here.st_uid == 0 and not here.st_mode & 0o022:
             # A root-only folder: nobody can swap the name, so SQLite opens it through the descriptor's
             # folder and copies it with the online backup API (WAL and open transactions included).
-            source = sqlite3.connect(f"file:/proc/self/fd/{folder}/{name}?mode=ro", uri=True, timeout=60)
+            source = sqlite3.connect(f"file:{quote(f'/proc/self/fd/{folder}/{name}')}?mode=ro", uri=True, timeout=60)
             target = sqlite3.connect(copy)
             try:
                 source.backup(target)
@@ -336,7 +345,7 @@ def _sqlite_copy(root: Path, rel: PurePosixPath, folder: int, name: str) -> Iter
         finally:
             db.close()
         if result != "ok":
-            raise BackupError(f"데이터베이스가 망가져 있어요(백업하지 않았어요) / damaged database {rel}: {result}")
+            raise sqlite3.DatabaseError(f"quick_check of {rel}: {result}")
         yield copy
 
 
@@ -495,7 +504,7 @@ def lab_running(settings: Settings) -> bool:
         if b"jupyterhub" in Path(f"/proc/{pid}/cmdline").read_bytes():
             return True
     try:
-        return httpx.get(f"{settings.lab.public_url}/hub/api", timeout=2, verify=False).status_code == 200
+        return httpx.get(settings.hub_api_url, timeout=2, verify=False).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -509,9 +518,15 @@ class _Owners:
 
     def account(self, login: str) -> pwd.struct_passwd:
         lab = self.settings.lab
-        if not is_managed(login, lab.learner_group):
+        created = not is_managed(login, lab.learner_group)
+        try:
+            entry = ensure_system_user(login, lab.learner_group, lab.home_root)
+        except AccountError as e:
+            raise BackupError(f"'{login}' 계정을 만들 수 없어요: 실습실이 만들지 않은 시스템 계정이 이미 있어요. 복원을 "
+                              f"멈췄어요(바뀐 것은 없어요) / cannot create account {login}: {e}") from e
+        if created:
             self.report.created_accounts.append(login)
-        return ensure_system_user(login, lab.learner_group, lab.home_root)
+        return entry
 
     def of(self, info: tarfile.TarInfo) -> tuple[int, int] | None:
         """(uid, gid) for a data member; None when its owner has no account here (then: root)."""
@@ -682,7 +697,8 @@ def _restore_volume(settings: Settings, volume: str, inner: IO[bytes]) -> None:
 
 
 def _restore_postgres(settings: Settings, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
-    """One dump back into its database; ``donghaeng up`` makes the roles and databases first."""
+    """One dump back into its database as its own role; ``donghaeng up`` makes the roles, databases and
+    default privileges first (so the read-only role can read the tables again: ``--no-acl``)."""
     url = _postgres_databases(settings).get(info.name)
     if url is None:
         raise BackupError(f"백업에 PostgreSQL 데이터베이스({info.name})가 있는데 lab.toml의 [database]에 그 "
@@ -690,7 +706,7 @@ def _restore_postgres(settings: Settings, tar: tarfile.TarFile, info: tarfile.Ta
     with tempfile.NamedTemporaryFile(prefix="donghaeng-pg-") as dump:
         shutil.copyfileobj(tar.extractfile(info), dump)
         dump.flush()
-        result = subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner",
+        result = subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-acl",
                                  f"--dbname={url}", dump.name], capture_output=True, text=True)
     if result.returncode != 0:
         raise BackupError(f"PostgreSQL 복원(pg_restore)이 실패했어요. 새 서버라면 sudo donghaeng up을 한 번 실행해 "

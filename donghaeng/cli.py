@@ -407,7 +407,7 @@ def cert_verify(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False
 def status(settings_path: SettingsOpt = None) -> None:
     """허브·과정·제출 현황을 보여줘요 / Show hub, courses and submissions."""
     settings = _settings(settings_path)
-    url = f"{settings.lab.public_url}/hub/api"
+    url = settings.hub_api_url
     try:
         version = httpx.get(url, timeout=3).json()["version"]
         console.print(f"허브: [green]실행 중[/green] (JupyterHub {version}) {url}")

@@ -15,9 +15,11 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import stat
 import tarfile
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -25,12 +27,20 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from donghaeng import database
 from donghaeng.accounts import remove_system_user
+from donghaeng.backup import backup, restore
+from donghaeng.cohort import Cohort
+from donghaeng.containers import docker_client
+from donghaeng.image_refs import LEARNER_IMAGE
+from donghaeng.roster import Person
+from donghaeng.settings import load_settings
 from hubclient import HubUser
 from labharness import running_lab, start_hub, stop_hub
 from notebooks import solved
 from test_certification import AI_BASICS, register_assignment, write_grades
 from test_course_flow import ASSIGNMENT, COURSE, NOTEBOOK, WIDGET_ANSWER, assignment_action, put_file, run_as
+from test_postgres import pg_courses  # noqa: F401 (a fixture: two prepared courses with PostgreSQL gradebooks)
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -45,10 +55,12 @@ def tree_digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
-def scores(lab) -> dict[str, float]:
+def scores(lab) -> dict[str, tuple[float, float]]:
+    """(score, max score) of each module, as the gradebook has them."""
     path = lab.settings.paths.course_dir(COURSE) / "gradebook.db"
     with Gradebook(f"sqlite:///{path}", course_id=COURSE) as gb:
-        return {a: gb.find_submission(a, lab.logins["learner"]).score for a in AI_BASICS}
+        found = {a: gb.find_submission(a, lab.logins["learner"]) for a in AI_BASICS}
+        return {a: (s.score, s.max_score) for a, s in found.items()}
 
 
 def grade_the_reflection(lab) -> None:
@@ -120,7 +132,8 @@ def test_the_restore_drill(drill, mid_class):
     submitted = settings.paths.course_dir(COURSE) / "submitted" / learner.name / ASSIGNMENT
     before = {"submitted": tree_digest(submitted), "scores": scores(lab),
               "credential": credential_file(lab, serial).read_bytes(), "outside": outside.stat()}
-    assert before["scores"][ASSIGNMENT] == 9  # 6 autograded + the reflection graded by hand
+    score, max_score = before["scores"][ASSIGNMENT]
+    assert score == max_score > 6  # 6 autograded points and the reflection graded by hand
 
     # Mid-class: the hub and the learner's server are running.
     archive = tmp / "mid-class.tar.gz"
@@ -215,3 +228,69 @@ def test_a_changed_archive_is_refused(drill, mid_class):
         out.add(REPO / "pyproject.toml", arcname="data/pyproject.toml")
     refused = lab.cli("restore", str(not_ours), "--force", check=False)
     assert refused.returncode == 1 and "동행랩 백업 파일이 아니에요" in " ".join(refused.stderr.split())
+
+
+def in_volume(client, volume: str, script: str) -> str:
+    """Run *script* as root in a throw-away learner container with *volume* at /v; return its output."""
+    config = client.create_host_config(binds={volume: {"bind": "/v", "mode": "rw"}}, network_mode="none")
+    container = client.create_container(LEARNER_IMAGE, command=["sh", "-c", script], user="root", host_config=config)
+    try:
+        client.start(container)
+        assert client.wait(container, timeout=60)["StatusCode"] == 0, client.logs(container)
+        return client.logs(container).decode()
+    finally:
+        client.remove_container(container, force=True)
+
+
+def test_home_volumes_keep_owners_modes_and_links(tmp_path):
+    """Docker mode: each learner's home volume goes in and comes back through Docker's archive API."""
+    import docker
+
+    if os.geteuid() != 0:
+        pytest.skip("backup and restore run as root")
+    try:
+        client = docker_client()
+        client.ping()
+        client.inspect_image(LEARNER_IMAGE)
+    except docker.errors.DockerException as e:
+        pytest.skip(f"no Docker daemon or learner image here: {e}")
+    login = f"vol{secrets.token_hex(3)}"
+    data = tmp_path / "data"
+    settings_path = tmp_path / "lab.toml"
+    settings_path.write_text(f'[lab]\ndata_dir = "{data}"\nspawner = "docker"\n', encoding="utf-8")
+    settings = load_settings(settings_path)
+    Cohort(settings.paths.cohort_db).import_people([Person(login, "문볼륨", "learner", ())])
+    volume = settings.containers.volume_name.format(username=login)
+    client.create_volume(volume)
+    try:
+        in_volume(client, volume, "cd /v && mkdir -p 'work/새 폴더' && printf '안녕' > 'work/새 폴더/메모.txt' && "
+                                  "chmod 640 'work/새 폴더/메모.txt' && ln -s /etc/shadow shadow-link && mkfifo pipe && "
+                                  "chown -R 1234:2345 work && chown -h 1234:2345 shadow-link")
+        report = backup(settings, tmp_path / "volumes.tar.gz")
+        assert f"volumes/{volume}/pipe (링크·파일·폴더가 아님 / not a file, folder or link)" in report.skipped
+        client.remove_volume(volume, force=True)
+        restore(settings, tmp_path / "volumes.tar.gz")
+        shown = in_volume(client, volume, "cd /v && stat -c '%n %u:%g %a' 'work/새 폴더/메모.txt' shadow-link && "
+                                          "cat 'work/새 폴더/메모.txt' && readlink shadow-link && ls")
+        assert "work/새 폴더/메모.txt 1234:2345 640" in shown and "shadow-link 1234:2345 777" in shown
+        assert "안녕" in shown and "/etc/shadow" in shown and "pipe" not in shown
+    finally:
+        with suppress(docker.errors.DockerException):
+            client.remove_volume(volume, force=True)
+
+
+def test_postgresql_gradebooks_are_dumped_and_restored(pg_courses):
+    """[database]: each course's gradebook goes in as a pg_dump and comes back, readable again by the
+    read-only role that root's services use."""
+    settings, (runner, _) = pg_courses
+    course_id = runner.course.id
+    url = database.gradebook_url(settings, course_id)
+    with Gradebook(url, course_id=course_id) as gb:
+        gb.add_student("kept_student", first_name="보존")
+    archive = settings.paths.root.parent / "pg.tar.gz"
+    assert f"database/course-{course_id}.dump" in backup(settings, archive).databases
+    with Gradebook(url, course_id=course_id) as gb:
+        gb.remove_student("kept_student")
+    restore(settings, archive, force=True)  # force: only the probe of a hub on this lab's default port
+    with database.reader_gradebook(settings, course_id) as gb:
+        assert gb.find_student("kept_student").first_name == "보존"
