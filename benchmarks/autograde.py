@@ -45,6 +45,14 @@ MIX = [
 NOT_A_NOTEBOOK = "badjson"
 
 
+# nbgrader's own default Autograde.autograde_preprocessors (stock Execute: no sandbox, no two-phase checks)
+STOCK_PREPROCESSORS = [f"--Autograde.autograde_preprocessors={cls}" for cls in (
+    "nbgrader.preprocessors.Execute", "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata")]
+
+
 def timed(run) -> tuple[float, object]:
     start = time.perf_counter()
     value = run()
@@ -56,7 +64,7 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=30)
     parser.add_argument("--hostile", type=int, default=8, help="how many of them are hostile (at most 8)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="pool size (default: the lab's, min(2 x cpu_count, autograde_workers = 4))")
+                        help="pool size (default: the lab's, min(2 x cpu_count, [autograde] workers = 4))")
     parser.add_argument("--sandbox", choices=("process", "docker", "auto"), default="process")
     parser.add_argument("--repeat", type=int, default=3, help="alternating plain/pipeline runs (median)")
     args = parser.parse_args()
@@ -65,7 +73,7 @@ def main() -> int:
         return 2
     hostile_names = [*t.HOSTILE, NOT_A_NOTEBOOK][:min(args.hostile, len(t.HOSTILE) + 1)]
     normal = {f"s{i:02d}": MIX[i % len(MIX)] for i in range(args.submissions - len(hostile_names))}
-    with t.sandbox_course(4, autograde_sandbox=args.sandbox) as runner:
+    with t.sandbox_course(4, sandbox=args.sandbox) as runner:
         workers = args.workers or runner.workers()
         t.submit(runner, {**normal, **{name: t.HOSTILE.get(name, MIX[0]) for name in hostile_names}})
         if NOT_A_NOTEBOOK in hostile_names:
@@ -77,7 +85,7 @@ def main() -> int:
         for _ in range(args.repeat):  # alternating, so a load spike on the machine hits both sides
             # 1. plain nbgrader: one process, no sandbox, the non-hostile submissions
             plain_s, plain = timed(lambda: runner.nbgrader("autograde", t.ASSIGNMENT, "--force", exclude,
-                                                           env={"DONGHAENG_AUTOGRADE_SANDBOX": "0"}))
+                                                           *STOCK_PREPROCESSORS))
             if plain.returncode != 0:
                 print(plain.stdout + plain.stderr, file=sys.stderr)
                 return 1
@@ -105,7 +113,7 @@ def main() -> int:
         n, h = len(normal), len(hostile_names)
         print(f"cpus: {os.cpu_count()}  workers: {workers}  sandbox: {args.sandbox}  "
               f"submissions: {n + h} ({n} non-hostile, {h} hostile)  cell timeout: "
-              f"{runner.settings.lab.autograde_timeout} s")
+              f"{runner.settings.autograde.timeout} s")
         print(f"medians of {args.repeat} alternating runs:")
         print(f"plain nbgrader, 1 process, no sandbox, {n} non-hostile: {plain_s:6.1f} s ({plain_s / n:.2f} s each)")
         print(f"pipeline, same {n} non-hostile:                       {same_s:6.1f} s ({same_s / n:.2f} s each)")

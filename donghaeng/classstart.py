@@ -7,7 +7,7 @@ once.  Three pieces, all on JupyterHub's own mechanisms:
   once; the others wait in order and the spawn page shows "준비 중" with their place in the queue.
 * ``donghaeng class prepare --course X`` — starts the course's learners' servers ahead of class
   through the hub API (a hub service with its own token), with bounded concurrency.  The same
-  service does it by itself ``containers.prepare_minutes`` before each ``class_start`` in the
+  service does it by itself ``class_start.prepare_minutes`` before each ``class_start`` in the
   courses' ``schedule.toml``, so nobody has to remember the command at 8:50.
 * jupyterhub-idle-culler as a hub service, so prepared or forgotten servers are stopped when idle.
 """
@@ -131,12 +131,12 @@ def cull_every(timeout: int) -> int:
 def services(settings: Settings) -> list[dict]:
     """The idle culler (when a timeout is set) and the ``class-prepare`` service (schedule + command)."""
     token = prepare_token(settings)
-    if settings.containers.prepare_minutes:  # then it also runs, ahead of each scheduled class
+    if settings.class_start.prepare_minutes:  # then it also runs, ahead of each scheduled class
         prepare = managed_service(settings, PREPARE_SERVICE, None, "donghaeng.classstart", api_token=token)
     else:
         prepare = {"name": PREPARE_SERVICE, "api_token": token, "display": False}
     specs = [prepare]
-    timeout = settings.containers.idle_timeout
+    timeout = settings.class_start.idle_timeout
     if timeout:
         specs.append({
             "name": CULLER_SERVICE, "display": False,
@@ -150,17 +150,16 @@ def roles(settings: Settings) -> list[dict]:
     """What the two services may do: start servers ahead of class; stop idle ones."""
     specs = [{"name": PREPARE_SERVICE, "description": "수업 전에 실습실을 미리 켜요", "services": [PREPARE_SERVICE],
               "scopes": ["list:users", "read:users", "admin:users", "servers"]}]
-    if settings.containers.idle_timeout:
+    if settings.class_start.idle_timeout:
         specs.append({"name": CULLER_SERVICE, "description": "오래 쉬는 실습실을 꺼요", "services": [CULLER_SERVICE],
                       "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]})
     return specs
 
 
-def configure(c, settings: Settings) -> None:
+def configure_spawner(c, settings: Settings) -> None:
     """Queue and generous start timeout (waiting in the queue counts towards it), in every mode."""
-    c.Spawner.spawn_concurrency = settings.containers.spawn_concurrency
+    c.Spawner.spawn_concurrency = settings.class_start.spawn_concurrency
     c.Spawner.start_timeout = 600
-    c.JupyterHub.services.extend(services(settings))
 
 
 # --- `donghaeng class prepare` --------------------------------------------------------------------
@@ -229,7 +228,7 @@ def class_prepare(
     course: Annotated[str, typer.Option("--course", "-c", help="과정 아이디 / course id.")],
     settings_path: Annotated[Optional[Path], typer.Option("--settings", "-s", envvar=SETTINGS_ENV)] = None,
     concurrency: Annotated[Optional[int], typer.Option(
-        help="한 번에 켜는 실습실 수(기본: containers.spawn_concurrency) / servers started at once.")] = None,
+        help="한 번에 켜는 실습실 수(기본: class_start.spawn_concurrency) / servers started at once.")] = None,
 ) -> None:
     """수업 전에 과정 학습자들의 실습실을 미리 켜요 / Start a course's learners' servers before class."""
     from .cli import _settings, console, err
@@ -241,12 +240,12 @@ def class_prepare(
         err.print(f"[red]{e.args[0]}[/red]")
         raise typer.Exit(2) from e
     logins = course_learners(settings, course)
-    hub_api = f"{settings.lab.public_url}/hub/api"
+    hub_api = settings.hub_api_url
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("실습실 준비 / preparing servers", total=len(logins))
         report = asyncio.run(prepare_servers(hub_api, prepare_token(settings), logins,
-                                             concurrency or settings.containers.spawn_concurrency,
+                                             concurrency or settings.class_start.spawn_concurrency,
                                              on_ready=lambda _: progress.advance(task)))
     console.print(f"준비됨 {len(report.ready)}명 / ready {len(report.ready)}, "
                   f"실패 {len(report.failed)}명 / failed {len(report.failed)}")
@@ -267,7 +266,7 @@ def due_classes(settings: Settings, now: datetime) -> list[tuple[Course, datetim
     start until ``LATE_PREPARE`` after it.  A broken schedule file is reported and skipped."""
     from .home.schedule import ScheduleError, load_schedule
 
-    ahead = timedelta(minutes=settings.containers.prepare_minutes)
+    ahead = timedelta(minutes=settings.class_start.prepare_minutes)
     due = []
     for course in settings.courses:
         try:
@@ -291,7 +290,7 @@ async def prepare_on_schedule(settings: Settings, hub_api: str, token: str) -> N
             logins = course_learners(settings, course.id)
             print(f"donghaeng class-prepare: {course.id} class at {start.isoformat()}: "
                   f"starting {len(logins)} learners' servers", flush=True)
-            report = await prepare_servers(hub_api, token, logins, settings.containers.spawn_concurrency)
+            report = await prepare_servers(hub_api, token, logins, settings.class_start.spawn_concurrency)
             print(f"donghaeng class-prepare: {course.id}: ready {len(report.ready)}, failed {len(report.failed)} "
                   + " ".join(f"{login} ({why})" for login, why in report.failed.items()), flush=True)
         await asyncio.sleep(CHECK_EVERY)

@@ -23,6 +23,7 @@ from traitlets import Bool, Dict, HasTraits, Unicode, default
 from .classstart import SpawnQueue
 from .home.notices import MEMORY_KILL
 from .image_refs import IMAGE_PREFIX
+from .services import LOOPBACK
 from .settings import RoleLimits, Settings
 from .spawner import LearnerConfigMixin
 
@@ -268,6 +269,28 @@ def _common(c, settings: Settings, spawner: str) -> None:
     s.name_template = "donghaeng-{username}"
 
 
+def prepare(settings: Settings) -> None:
+    """The learners' network (docker mode), made before the hub starts; Docker down still lets the hub
+    start, and learners get DAEMON_DOWN on their spawn page."""
+    if settings.lab.spawner != "docker":
+        return
+    try:
+        ensure_network(settings)
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
+        print(f"donghaeng: Docker unreachable, cannot prepare network {settings.containers.network}: {e}")
+
+
+def learner_host(settings: Settings) -> str:
+    """Where learners' containers reach the hub and its services: docker, this machine's address on the
+    learners' network; swarm, this manager's swarm address.  Loopback when neither is this machine's."""
+    try:
+        address = gateway_ip(settings) if settings.lab.spawner == "docker" else swarm_hub_address()
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
+        print(f"donghaeng: Docker unreachable, cannot find the learners' address of this machine: {e}")
+        return LOOPBACK
+    return address if is_local_address(address) else LOOPBACK
+
+
 def configure(c, settings: Settings) -> None:
     """Point JupyterHub at containers (``lab.spawner`` = docker or swarm)."""
     conf = settings.containers
@@ -282,29 +305,12 @@ def configure(c, settings: Settings) -> None:
         c.LabDockerSpawner.use_internal_ip = True
         c.LabDockerSpawner.extra_host_config = {"pids_limit": conf.pids_limit}
         c.LabDockerSpawner.extra_create_kwargs = {"user": "jovyan", "labels": {LABEL: "learner"}}
-        try:
-            ensure_network(settings)
-        except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
-            # the hub still starts; learners get DAEMON_DOWN on their spawn page
-            print(f"donghaeng: Docker unreachable, cannot prepare network {conf.network}: {e}")
-        gateway = gateway_ip(settings)
-        if is_local_address(gateway):
-            c.JupyterHub.hub_ip = gateway
-            _serve_on(c, gateway)
     else:
         c.JupyterHub.spawner_class = LabSwarmSpawner
         _common(c, settings, "LabSwarmSpawner")
         c.LabSwarmSpawner.network_name = ""  # tasks sit on their node's default bridge
         c.LabSwarmSpawner.use_internal_ip = False  # the hub reaches them on their node (host-mode port)
         c.LabSwarmSpawner.extra_container_spec = {"user": "jovyan", "labels": {LABEL: "learner"}}
-        try:
-            address = swarm_hub_address()
-        except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
-            print(f"donghaeng: Docker unreachable, cannot find this node's swarm address: {e}")
-            return
-        if is_local_address(address):
-            c.JupyterHub.hub_ip = address
-            _serve_on(c, address)
 
 
 def remove_learners(settings: Settings, logins: list[str]) -> None:
@@ -319,22 +325,6 @@ def remove_learners(settings: Settings, logins: list[str]) -> None:
         # Docker's name filter matches substrings: learner1's volume name is part of learner10's
         if any(v["Name"] == volume for v in client.volumes(filters={"name": volume}).get("Volumes") or []):
             client.remove_volume(volume, force=True)
-
-
-def _serve_on(c, ip: str) -> None:
-    """Move the services learners' servers call (model, learner home, exchange) from loopback to *ip*, where
-    learners' containers can reach them."""
-    from .exchange.hub import SERVICE_NAME as EXCHANGE, URL_ENV as EXCHANGE_URL
-    from .home.hub import SERVICE_NAME as HOME
-    from .modelservice.hub import SERVICE_NAME as MODEL
-
-    for spec in c.JupyterHub.services:
-        if spec["name"] in (MODEL, HOME, EXCHANGE):
-            spec["url"] = spec["url"].replace("127.0.0.1", ip)
-    env = c.Spawner.environment
-    for name in ("DONGHAENG_MODEL_URL", "DONGHAENG_HOME_URL", EXCHANGE_URL):
-        if name in env:
-            env[name] = env[name].replace("127.0.0.1", ip)
 
 
 def node_address(node: dict[str, Any]) -> str:

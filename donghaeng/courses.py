@@ -40,7 +40,7 @@ from .grading.submissions import diagnose, failure_reason, fingerprint, refusal
 from .home.schedule import load_schedule, nbgrader_duedate
 from .roster import Person
 from .sandbox_launcher import refusal_in
-from .settings import REPO_ROOT, Course, Settings
+from .settings import REPO_ROOT, Autograde, Course, Settings
 
 log = logging.getLogger("donghaeng.courses")
 COURSE_CONFIG = """\
@@ -52,7 +52,25 @@ c.CourseDirectory.course_id = {course_id!r}
 # The course folder already scopes the grader to one course; learners' course lists come from
 # their hub groups (CohortAuthPlugin in the shared config).
 c.Authenticator.plugin_class = "nbgrader.auth.base.NoAuthPlugin"
-{exchange}"""
+{exchange}{autograde}"""
+
+
+def autograde_config(autograde: Autograde, hide_paths: Iterable[Path | str] = ()) -> str:
+    """Lines of a course's nbgrader_config.py for lab.toml's ``[autograde]``: the sandbox, its limits and
+    the folders hidden from grading kernels, as traitlets (read alike by the CLI, the pool and formgrader)."""
+    lines = [
+        "# lab.toml [autograde]",
+        f"c.SandboxedTwoPhaseExecute.sandbox = {autograde.sandbox!r}",
+        # nbgrader's Execute redefines `timeout`, so it is set on both classes
+        f"c.Execute.timeout = c.ExecutePreprocessor.timeout = {autograde.timeout}",
+        f"c.LimitOutput.max_lines = {autograde.output_lines}",
+        f"c.LimitOutputSize.max_chars = {autograde.output_chars}",
+    ]
+    for manager in ("SandboxKernelManager", "DockerKernelManager"):
+        lines += [f"c.{manager}.{name} = {getattr(autograde, name)}"
+                  for name in ("memory_mb", "processes", "cpu_seconds", "file_mb", "open_files")]
+    lines.append(f"c.SandboxKernelManager.hide_paths = {[str(p) for p in hide_paths]!r}")
+    return "\n".join(lines) + "\n"
 
 
 class NbgraderError(Exception):
@@ -209,30 +227,23 @@ class CourseRunner:
         source = self.root / "source"
         return sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
 
+    def hidden_from_kernels(self) -> list[Path]:
+        """Learners' code in a grading kernel sees neither homes, the lab's data, nor what grades it
+        (rubrics, settings): those are read by the checker process only."""
+        lab = self.settings.lab
+        return [p for p in (lab.home_root, self.settings.paths.root, REPO_ROOT / "graders", REPO_ROOT / "hub")
+                if str(p) != "/"]
+
     # -- running nbgrader ---------------------------------------------------------------------
     def _as_grader(self, extra_env: dict[str, str] | None = None) -> dict:
         """``subprocess`` arguments that run a program in the course folder as the grader account."""
         entry = pwd.getpwnam(self.course.grader_user)
-        lab = self.settings.lab
         env = {
             "HOME": entry.pw_dir,
             "USER": entry.pw_name,
             "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "JUPYTER_CONFIG_PATH": str(self.settings.paths.jupyter_config),
-            # graders/nbgrader_config.py turns these into the autograde sandbox's limits.
-            "DONGHAENG_AUTOGRADE_TIMEOUT": str(lab.autograde_timeout),
-            "DONGHAENG_AUTOGRADE_MEMORY_MB": str(lab.autograde_memory_mb),
-            "DONGHAENG_AUTOGRADE_PROCESSES": str(lab.autograde_processes),
-            "DONGHAENG_AUTOGRADE_CPU_SECONDS": str(lab.autograde_cpu_seconds),
-            "DONGHAENG_AUTOGRADE_FILE_MB": str(lab.autograde_file_mb),
-            "DONGHAENG_AUTOGRADE_OUTPUT_LINES": str(lab.autograde_output_lines),
-            "DONGHAENG_AUTOGRADE_SANDBOX_KIND": lab.autograde_sandbox,
-            # Learners' code in the grading kernel sees neither homes, the lab's data, nor what grades it
-            # (rubrics, settings): those are read by the checker process only.
-            "DONGHAENG_AUTOGRADE_HIDE": os.pathsep.join(
-                str(p) for p in (lab.home_root, self.settings.paths.root, REPO_ROOT / "graders", REPO_ROOT / "hub")
-                if str(p) != "/"),
             **(extra_env or {}),
         }
         # The services group reads graders/ in the checkout (rubrics); learners cannot.
@@ -294,10 +305,10 @@ class CourseRunner:
         return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
 
     def workers(self) -> int:
-        """Grading slots: ``lab.autograde_workers``, at most two per core.  A slot keeps a core busy only
+        """Grading slots: ``[autograde] workers``, at most two per core.  A slot keeps a core busy only
         about half the time (it waits for its kernel to start, answer and shut down; see
         benchmarks/autograde.py), so two per core keep the cores busy."""
-        return max(1, min(2 * (os.cpu_count() or 1), self.settings.lab.autograde_workers))
+        return max(1, min(2 * (os.cpu_count() or 1), self.settings.autograde.workers))
 
     # -- autograde bookkeeping: one small record per finished submission ----------------------
     def _record_path(self, assignment: str, student: str) -> Path:
@@ -332,7 +343,7 @@ class CourseRunner:
         return sorted(p.name for p in release.glob("*.ipynb")) if release.is_dir() else []
 
     def _refusal(self, assignment: str, student: str) -> str | None:
-        limit = self.settings.lab.autograde_max_submission_mb * 2**20
+        limit = self.settings.autograde.max_submission_mb * 2**20
         expected = self.notebook_names(assignment)
         return refusal(self.root / "submitted" / student / assignment, expected, limit) if expected else None
 

@@ -10,7 +10,7 @@ import shutil
 from . import classstart, database, metrics
 from .exchange import hub as exchange_hub
 from .roles import hub_roles
-from .services import managed_service
+from .services import LOOPBACK, managed_service, service_token, service_url
 from .settings import REPO_ROOT, Settings
 
 # What a learner's server token may do: nbgrader's JupyterHubAuthPlugin reads the user's own groups
@@ -55,11 +55,12 @@ def grader_services(settings: Settings) -> list[dict]:
             settings, course.grader_user, ports[course.id], "donghaeng.grader_server",
             user=course.grader_user, cwd=str(settings.paths.course_dir(course.id)),
             oauth_no_confirm=True, display=True,
+            # the token the CLI's nbgrader runs read from the exchange's grader_token_file as well
+            api_token=service_token(settings, course.grader_user),
             environment={
                 "JUPYTERHUB_USER": course.grader_user,  # nbgrader's exchange needs a user name
                 "JUPYTERHUB_DEFAULT_URL": "/formgrader",
                 "JUPYTER_CONFIG_PATH": str(settings.paths.jupyter_config),
-                "DONGHAENG_AUTOGRADE_TIMEOUT": str(settings.lab.autograde_timeout),
             },
         )
         # Trainers work there as the grader account, whose folders root reads: no shell for them.
@@ -89,17 +90,54 @@ def configure_https(c, settings: Settings) -> None:
 
 
 def apply_config(c, settings: Settings) -> None:
-    """Set every traitlet the lab needs on the JupyterHub config object *c*."""
-    from .auth import RosterAuthenticator
-    from .spawner import SystemUserSpawner
+    """``hub/jupyterhub_config.py``'s one call: prepare this machine, then set every traitlet once."""
+    prepare_host(settings)
+    configure(c, settings, learner_host(settings))
 
-    lab, paths = settings.lab, settings.paths
-    paths.state.mkdir(parents=True, exist_ok=True, mode=0o700)
 
+def learner_host(settings: Settings) -> str:
+    """The address learners' servers reach the hub and the services they call (model, home, exchange) on:
+    loopback for local processes, this machine's address on the learners' network for containers."""
+    if settings.lab.spawner == "local":
+        return LOOPBACK
+    from . import containers
+
+    return containers.learner_host(settings)
+
+
+def prepare_host(settings: Settings) -> None:
+    """What must exist on this machine before the hub starts: state folder, service accounts, networks."""
+    settings.paths.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.certification.enabled:
+        from .certification import hub as certification_hub
+
+        certification_hub.prepare(settings)
+    if settings.model.enabled:
+        from .modelservice import hub as model_hub
+
+        model_hub.prepare(settings)
+    if settings.lab.spawner != "local":
+        from . import containers
+
+        containers.prepare(settings)
+
+
+def configure(c, settings: Settings, host: str) -> None:
+    """Set every traitlet on *c* from *settings*, with learners' servers calling back on *host*.  No I/O:
+    the config tests (tests/test_hub_config.py) run it for each spawner mode in milliseconds."""
     ports = internal_ports(settings)
-    c.JupyterHub.hub_ip = "127.0.0.1"
+    update_hub(c, settings, ports, host)
+    update_auth(c, settings)
+    update_spawner(c, settings)
+    update_services(c, settings, ports, host)
+
+
+def update_hub(c, settings: Settings, ports: dict[str, int], host: str) -> None:
+    """The hub process and its proxy: ports, database, cookie secret, HTTPS, templates."""
+    paths = settings.paths
+    c.JupyterHub.hub_ip = host
     c.JupyterHub.hub_port = ports["hub"]
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
+    c.ConfigurableHTTPProxy.api_url = service_url(LOOPBACK, ports["proxy_api"])
     c.JupyterHub.db_url = database.hub_url(settings)  # SQLite in the state folder, or [database] hub_url
     c.JupyterHub.cookie_secret_file = str(paths.cookie_secret)
     c.JupyterHub.pid_file = str(paths.state / "jupyterhub.pid")
@@ -109,71 +147,94 @@ def apply_config(c, settings: Settings) -> None:
     # Learners' servers outlive a hub restart (mid-class fixes); the hub re-adopts them by pid.
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.template_paths = [str(REPO_ROOT / "hub" / "templates")]
-    c.JupyterHub.template_vars = {"lab_courses": {co.id: co.title for co in settings.courses}}
+    template_vars = {"lab_courses": {co.id: co.title for co in settings.courses}}
+    if settings.home.enabled:
+        from .home import hub as home_hub
+
+        c.JupyterHub.default_url = home_hub.URL  # where people land after login
+        template_vars["learner_home_url"] = home_hub.URL
+    c.JupyterHub.template_vars = template_vars
+    c.JupyterHub.load_roles = hub_roles(settings)
+
+
+def update_auth(c, settings: Settings) -> None:
+    """Logins from the cohort (donghaeng.auth); hub groups follow it at every login and refresh."""
+    from .auth import RosterAuthenticator
 
     c.JupyterHub.authenticator_class = RosterAuthenticator
-    c.RosterAuthenticator.cohort_db = str(paths.cohort_db)
-    c.RosterAuthenticator.min_password_length = lab.min_password_length
+    c.RosterAuthenticator.cohort_db = str(settings.paths.cohort_db)
+    c.RosterAuthenticator.min_password_length = settings.lab.min_password_length
+    c.RosterAuthenticator.course_ids = [course.id for course in settings.courses]
     c.Authenticator.any_allow_config = True  # RosterAuthenticator.check_allowed consults the cohort
+    c.Authenticator.manage_groups = True
+    c.Authenticator.refresh_pre_spawn = True
+    c.Authenticator.auth_refresh_age = 60
 
-    c.JupyterHub.spawner_class = SystemUserSpawner
-    c.SystemUserSpawner.account_group = lab.learner_group
-    c.SystemUserSpawner.home_root = str(lab.home_root)
-    c.SystemUserSpawner.learner_config_dir = str(paths.learner_config)
+
+def update_spawner(c, settings: Settings) -> None:
+    """How learners' servers start: a system account per learner (local) or a container (docker, swarm)."""
+    lab, paths = settings.lab, settings.paths
     c.Spawner.cmd = [str(lab.user_prefix / "bin" / "jupyterhub-singleuser")]
     c.Spawner.default_url = "/lab"
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
-    c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
-    c.Spawner.environment = {
+    if lab.spawner == "local":
+        from .spawner import SystemUserSpawner
+
+        c.JupyterHub.spawner_class = SystemUserSpawner
+        c.SystemUserSpawner.account_group = lab.learner_group
+        c.SystemUserSpawner.home_root = str(lab.home_root)
+        c.SystemUserSpawner.learner_config_dir = str(paths.learner_config)
+    else:
+        from . import containers
+
+        containers.configure(c, settings)
+    classstart.configure_spawner(c, settings)  # the start queue, in every mode
+
+
+def update_services(c, settings: Settings, ports: dict[str, int], host: str) -> None:
+    """The lab's hub services, and what learners' servers need to call them (environment, token scopes)."""
+    paths = settings.paths
+    environment = {
         "JUPYTER_CONFIG_PATH": str(paths.jupyter_config),
         "DONGHAENG_SOLUTIONS_DIR": str(paths.solutions),
         "LANG": "C.UTF-8",
     }
-
-    c.RosterAuthenticator.course_ids = [course.id for course in settings.courses]
-    c.Authenticator.manage_groups = True  # groups come from the cohort at every login and refresh
-    c.Authenticator.refresh_pre_spawn = True
-    c.Authenticator.auth_refresh_age = 60
-    c.JupyterHub.load_roles = hub_roles(settings)
-    c.JupyterHub.services = grader_services(settings)
-    classstart.configure(c, settings)  # spawn queue, idle culler, `donghaeng class prepare` service
-    exchange_hub.configure(c, settings, ports["exchange"])  # nbgrader's exchange (donghaeng.exchange)
+    scopes = list(SERVER_TOKEN_SCOPES)
+    services = grader_services(settings)
+    services += classstart.services(settings)  # idle culler, `donghaeng class prepare`
+    services.append(exchange_hub.service_spec(settings, ports["exchange"], host))  # nbgrader's exchange
+    environment.update(exchange_hub.learner_environment(ports["exchange"], host))
 
     if settings.dashboard.enabled:  # the trainer dashboard (donghaeng.dashboard)
         from .dashboard import hub as dashboard_hub
 
-        c.JupyterHub.services.append(dashboard_hub.service_spec(settings, ports["dashboard"]))
+        services.append(dashboard_hub.service_spec(settings, ports["dashboard"]))
 
     if settings.certification.enabled:  # certificate verification (public) and the TTT gate's token
         from .certification import hub as certification_hub
 
-        certification_hub.prepare(settings)
-        c.JupyterHub.services.extend(certification_hub.service_specs(settings, ports["certificates"]))
+        services += certification_hub.service_specs(settings, ports["certificates"])
 
     if settings.model.enabled:  # the shared language model service (donghaeng.modelservice)
         from .modelservice import hub as model_hub
 
-        model_hub.prepare(settings)
-        c.JupyterHub.services.append(model_hub.service_spec(settings, ports["model"]))
-        c.Spawner.server_token_scopes = [*SERVER_TOKEN_SCOPES, model_hub.ACCESS_SCOPE]
-        c.Spawner.environment.update(model_hub.learner_environment(settings, ports["model"]))
+        services.append(model_hub.service_spec(settings, ports["model"], host))
+        scopes.append(model_hub.ACCESS_SCOPE)
+        environment.update(model_hub.learner_environment(settings, ports["model"], host))
 
-    if lab.spawner != "local":  # a container per learner (donghaeng.containers); after
-        # the services, whose addresses it moves onto the learners' network
-        from . import containers
-
-        containers.configure(c, settings)
-
-    if settings.home.enabled:  # the learner home (donghaeng.home): where people land after login
+    if settings.home.enabled:  # the learner home (donghaeng.home)
         from .home import hub as home_hub
 
-        c.JupyterHub.services.append(home_hub.service_spec(settings, ports["home"]))
-        c.JupyterHub.default_url = home_hub.URL
-        c.JupyterHub.template_vars = {**c.JupyterHub.template_vars, "learner_home_url": home_hub.URL}
-        c.Spawner.server_token_scopes = [*c.Spawner.server_token_scopes, home_hub.ACCESS_SCOPE]
-        c.Spawner.environment.update(home_hub.learner_environment(ports["home"]))
+        services.append(home_hub.service_spec(settings, ports["home"], host))
+        scopes.append(home_hub.ACCESS_SCOPE)
+        environment.update(home_hub.learner_environment(ports["home"], host))
 
     # Prometheus scrapes the hub, the model service and grading (on the dashboard) with one service token.
     scraped = [name for name, on in (("model", settings.model.enabled), ("dashboard", settings.dashboard.enabled)) if on]
-    metrics.configure(c, settings, scraped)
+    services.append(metrics.scraper_service(settings))
+    c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, metrics.scraper_role(scraped)]
+    c.JupyterHub.authenticate_prometheus = True  # the default, kept on purpose: /hub/metrics needs a token
+    c.JupyterHub.services = services
+    c.Spawner.server_token_scopes = scopes
+    c.Spawner.environment = environment

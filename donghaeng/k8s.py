@@ -51,6 +51,7 @@ def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
     from .image_refs import HUB_IMAGE, IMAGE_PREFIX
 
     conf, lab = settings.containers, settings.lab
+    idle = settings.class_start.idle_timeout
     learner = conf.limits.get("learner", RoleLimits())
     # roles about the VM's hub services (graders, model, culler) are left out: the chart runs its own culler
     roles = {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in hub_roles(settings)
@@ -69,7 +70,7 @@ def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
             },
             "loadRoles": roles,
             # JupyterHub's own throttle; KubeSpawner pods start in parallel on many nodes
-            "concurrentSpawnLimit": max(conf.spawn_concurrency * 10, 30),
+            "concurrentSpawnLimit": max(settings.class_start.spawn_concurrency * 10, 30),
             "extraConfig": {"donghaeng-limits.py": EXTRA_CONFIG},
         },
         "singleuser": {
@@ -98,8 +99,7 @@ def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
             "podPriority": {"enabled": True},
             "userPlaceholder": {"enabled": placeholders > 0, "replicas": placeholders},
         },
-        "cull": {"enabled": conf.idle_timeout > 0, "timeout": conf.idle_timeout or 3600,
-                 "every": cull_every(conf.idle_timeout)},
+        "cull": {"enabled": idle > 0, "timeout": idle or 3600, "every": cull_every(idle)},
         "custom": {"donghaeng": {"limits": {role: lim.model_dump() for role, lim in conf.limits.items()}}},
     }
 

@@ -58,13 +58,15 @@ SECONDS = Histogram(f"{PREFIX}submission_seconds", "Time to autograde one submis
 RUNS = Counter(f"{PREFIX}runs", "Autograde runs finished", ["course"], registry=_registry)
 
 
-def configure(c, settings: Settings, services: Iterable[str]) -> None:
-    """Add the scraper's service and role to the hub's config *c*; *services* serve ``/metrics``."""
-    c.JupyterHub.authenticate_prometheus = True  # the default, kept on purpose: /hub/metrics needs a token
-    c.JupyterHub.services.append({"name": SCRAPER, "api_token": service_token(settings, SCRAPER), "display": False})
-    c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, {
-        "name": "metrics-scraper", "description": "Prometheus reads the lab's metrics",
-        "services": [SCRAPER], "scopes": [SCOPE, *(f"access:services!service={name}" for name in services)]}]
+def scraper_service(settings: Settings) -> dict:
+    """The scraper's hub service: a token Prometheus sends, nothing running."""
+    return {"name": SCRAPER, "api_token": service_token(settings, SCRAPER), "display": False}
+
+
+def scraper_role(services: Iterable[str]) -> dict:
+    """What the scraper may read: /hub/metrics and the ``/metrics`` of *services*."""
+    return {"name": "metrics-scraper", "description": "Prometheus reads the lab's metrics",
+            "services": [SCRAPER], "scopes": [SCOPE, *(f"access:services!service={name}" for name in services)]}
 
 
 def may_scrape(model: Mapping[str, object]) -> bool:

@@ -40,10 +40,14 @@ import tempfile
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
-from nbgrader.preprocessors import Execute, LimitOutput
+from nbgrader.preprocessors import LimitOutput
 from traitlets import Bool, Integer, List, Unicode
 
-__all__ = ["LimitOutputSize", "SandboxExecute", "SandboxKernelManager", "SandboxUnavailable"]
+from .settings import Autograde
+
+DEFAULTS = Autograde()  # lab.toml's [autograde] defaults: one place for them
+
+__all__ = ["LimitOutputSize", "SandboxKernelManager", "SandboxUnavailable"]
 
 # How long the launcher may take to build the sandbox before the kernel runs (it takes milliseconds).
 _LAUNCH_REPORT_TIMEOUT = 60.0
@@ -83,11 +87,11 @@ async def _read_to_end(fd: int, timeout: float) -> str:
 class SandboxKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernels start inside ``python -m donghaeng.sandbox_launcher``."""
 
-    memory_mb = Integer(2048, config=True, help="Address space one kernel may use (MiB, RLIMIT_AS).")
-    processes = Integer(64, config=True, help="Processes and threads in one kernel's sandbox (RLIMIT_NPROC).")
-    cpu_seconds = Integer(600, config=True, help="CPU seconds one kernel may use (RLIMIT_CPU).")
-    file_mb = Integer(64, config=True, help="Largest file the kernel may write (MiB, RLIMIT_FSIZE).")
-    open_files = Integer(256, config=True, help="Open file descriptors (RLIMIT_NOFILE).")
+    memory_mb = Integer(DEFAULTS.memory_mb, config=True, help="Address space one kernel may use (MiB, RLIMIT_AS).")
+    processes = Integer(DEFAULTS.processes, config=True, help="Processes and threads in one kernel's sandbox (RLIMIT_NPROC).")
+    cpu_seconds = Integer(DEFAULTS.cpu_seconds, config=True, help="CPU seconds one kernel may use (RLIMIT_CPU).")
+    file_mb = Integer(DEFAULTS.file_mb, config=True, help="Largest file the kernel may write (MiB, RLIMIT_FSIZE).")
+    open_files = Integer(DEFAULTS.open_files, config=True, help="Open file descriptors (RLIMIT_NOFILE).")
     network = Bool(False, config=True, help="Leave the network reachable (default: a private, empty netns).")
     hide_paths = List(Unicode(), config=True,
                       help="Folders covered by an empty tmpfs inside the sandbox (the work folder stays).")
@@ -166,18 +170,10 @@ class SandboxKernelManager(AsyncKernelManager):
             self._sandbox_dir = None
 
 
-class SandboxExecute(Execute):
-    """nbgrader's ``Execute`` with sandboxed kernels (its ``__init__`` pins the kernel manager class)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs["kernel_manager_class"] = SandboxKernelManager
-        super().__init__(*args, **kwargs)
-
-
 class LimitOutputSize(LimitOutput):
     """nbgrader's ``LimitOutput`` (lines) plus a cap on characters, for output printed on one line."""
 
-    max_chars = Integer(100_000, config=True, help="Characters of stream output kept per cell (-1: no limit).")
+    max_chars = Integer(DEFAULTS.output_chars, config=True, help="Characters of stream output kept per cell (-1: no limit).")
 
     def preprocess_cell(self, cell, resources, cell_index):
         cell, resources = super().preprocess_cell(cell, resources, cell_index)

@@ -27,13 +27,13 @@ import shutil
 import tempfile
 
 from jupyter_client.manager import AsyncKernelManager
-from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer, List, Unicode
 
 from .image_refs import GRADER_IMAGE, GRADER_UID, IMAGE_PYTHON
+from .sandbox import DEFAULTS
 from .sandbox_docker_helper import NAME_PREFIX, available, helper_command
 
-__all__ = ["DockerExecute", "DockerKernelManager", "available"]
+__all__ = ["DockerKernelManager", "available"]
 
 
 # ----------------------------------------------------------------------------- kernel manager side
@@ -41,12 +41,12 @@ class DockerKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernels run in a throw-away container of the grader image."""
 
     image = Unicode(GRADER_IMAGE, config=True, help="Image the kernels run in (built by `donghaeng images build grader`).")
-    memory_mb = Integer(2048, config=True, help="Memory of one kernel container (MiB): allocations past it fail.")
-    processes = Integer(64, config=True, help="Processes and threads in one kernel container (--pids-limit).")
+    memory_mb = Integer(DEFAULTS.memory_mb, config=True, help="Memory of one kernel container (MiB): allocations past it fail.")
+    processes = Integer(DEFAULTS.processes, config=True, help="Processes and threads in one kernel container (--pids-limit).")
     cpus = Float(1.0, config=True, help="CPU cores one kernel container may use at once (--cpus).")
-    cpu_seconds = Integer(600, config=True, help="CPU seconds one kernel may use (RLIMIT_CPU).")
-    file_mb = Integer(64, config=True, help="Largest file the kernel may write, and the size of its /tmp (MiB).")
-    open_files = Integer(256, config=True, help="Open file descriptors (RLIMIT_NOFILE).")
+    cpu_seconds = Integer(DEFAULTS.cpu_seconds, config=True, help="CPU seconds one kernel may use (RLIMIT_CPU).")
+    file_mb = Integer(DEFAULTS.file_mb, config=True, help="Largest file the kernel may write, and the size of its /tmp (MiB).")
+    open_files = Integer(DEFAULTS.open_files, config=True, help="Open file descriptors (RLIMIT_NOFILE).")
     launcher = List(Unicode(), config=True, help="Command that reaches the helper; default: helper_command().")
 
     _sandbox_dir: str | None = None
@@ -96,11 +96,3 @@ class DockerKernelManager(AsyncKernelManager):
             if self._sandbox_dir:
                 shutil.rmtree(self._sandbox_dir, ignore_errors=True)
                 self._sandbox_dir = None
-
-
-class DockerExecute(Execute):
-    """nbgrader's ``Execute`` with containerised kernels (its ``__init__`` pins the kernel manager class)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs["kernel_manager_class"] = DockerKernelManager
-        super().__init__(*args, **kwargs)

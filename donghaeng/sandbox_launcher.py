@@ -91,9 +91,9 @@ def explain(error: OSError) -> tuple[str, str]:
                     "(kernel.apparmor_restrict_unprivileged_userns = 1); allow them with "
                     "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`")
         return ("이 시스템이 unshare(2)를 막고 있어요(컨테이너의 seccomp 정책일 수 있어요). unshare를 허용하거나 "
-                "lab.toml에서 autograde_sandbox = \"docker\"를 써 주세요",
+                "lab.toml의 [autograde]에서 sandbox = \"docker\"를 써 주세요",
                 "this system forbids unshare(2) (a container's seccomp policy?); allow it, or set "
-                "autograde_sandbox = \"docker\" in lab.toml")
+                "sandbox = \"docker\" under [autograde] in lab.toml")
     return (f"격리 단계 '{step or error}'가 실패했어요({error.strerror})",
             f"the isolation step '{step or error}' failed ({error.strerror})")
 

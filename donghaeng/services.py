@@ -7,11 +7,17 @@ import secrets
 
 from .settings import Settings
 
+LOOPBACK = "127.0.0.1"
 
-def managed_service(settings: Settings, name: str, port: int | None, module: str, *,
+
+def service_url(host: str, port: int, path: str = "") -> str:
+    return f"http://{host}:{port}{path}"
+
+
+def managed_service(settings: Settings, name: str, port: int | None, module: str, *, host: str = LOOPBACK,
                     environment: dict[str, str] | None = None, **extra: object) -> dict:
-    """A hub-managed service: ``python -m <module>`` from the lab's environment on a loopback port
-    (*port* None: a background service with no web pages).
+    """A hub-managed service: ``python -m <module>`` from the lab's environment on *host*:*port* (loopback
+    unless learners' containers call it; *port* None: a background service with no web pages).
 
     It finds the admin's settings file through ``DONGHAENG_SETTINGS``; *extra* adds JupyterHub's own
     service keys (``user``, ``cwd``, ``oauth_no_confirm``, ``display`` …).
@@ -21,7 +27,7 @@ def managed_service(settings: Settings, name: str, port: int | None, module: str
         env["DONGHAENG_SETTINGS"] = str(settings.source)
     return {
         "name": name,
-        **({"url": f"http://127.0.0.1:{port}"} if port is not None else {}),
+        **({"url": service_url(host, port)} if port is not None else {}),
         "command": [str(settings.lab.user_prefix / "bin" / "python"), "-m", module],
         "display": False,
         "environment": {**env, **(environment or {})},

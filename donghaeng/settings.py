@@ -27,6 +27,51 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _refuse_moved(data: object, table: str, moved: dict[str, str]) -> object:
+    """A clear message for keys that moved to another table (old lab.toml files), not "extra input"."""
+    if isinstance(data, dict):
+        found = [f"{key} -> [{moved[key].split('.')[0]}] {moved[key].split('.')[1]}" for key in data if key in moved]
+        if found:
+            raise ValueError(f"[{table}]의 이 키는 다른 표로 옮겨졌어요 / moved to another table: " + ", ".join(found))
+    return data
+
+
+class Autograde(_Strict):
+    """How submissions are graded (``[autograde]``).
+
+    Each course's ``nbgrader_config.py`` gets these as traitlets (:func:`donghaeng.courses.autograde_config`),
+    so ``donghaeng course autograde``, the grading pool and formgrader grade with the same sandbox and limits.
+    """
+
+    timeout: int = Field(default=30, ge=1, description="Seconds one cell may run during autograde.")
+    workers: int = Field(default=4, ge=1, description="Submissions graded at once (at most twice the CPU count).")
+    memory_mb: int = Field(default=2048, ge=256, description="Memory (address space) of one grading kernel, MiB.")
+    processes: int = Field(default=64, ge=8, description="Processes and threads one grading kernel may run.")
+    cpu_seconds: int = Field(default=600, ge=1, description="CPU seconds one grading kernel may use.")
+    file_mb: int = Field(default=64, ge=1, description="Largest file a grading kernel may write, MiB.")
+    open_files: int = Field(default=256, ge=32, description="Open files one grading kernel may hold.")
+    output_lines: int = Field(default=1000, ge=10, description="Output lines kept per cell when graded.")
+    output_chars: int = Field(default=100_000, ge=1000, description="Output characters kept per cell when graded.")
+    sandbox: Literal["auto", "docker", "process"] = Field(
+        default="auto",
+        description="Where grading kernels run: 'docker' (a throw-away container of the grader image), "
+                    "'process' (a namespaced, rlimited process) or 'auto' (docker when the engine answers "
+                    "and the image exists).")
+    max_submission_mb: int = Field(
+        default=20, ge=1, description="Submissions larger than this (MiB, all files) are refused before grading.")
+
+
+class ClassStart(_Strict):
+    """Starting a class's servers, in every spawner mode (``[class_start]``)."""
+
+    spawn_concurrency: int = Field(
+        default=4, ge=1, description="Servers started at once; others wait in order on a '준비 중' page.")
+    idle_timeout: int = Field(default=3600, ge=0, description="Seconds idle before a server is stopped (0: never).")
+    prepare_minutes: int = Field(
+        default=10, ge=0, description="Minutes before a class (schedule.toml `class_start`) that its learners' "
+        "servers are started (0: never).")
+
+
 class Course(_Strict):
     id: str = Field(description="Short ASCII id used in paths, groups and nbgrader (e.g. 'ai-basics').")
     title: str = Field(description="Title learners see (Korean).")
@@ -103,21 +148,12 @@ class Lab(_Strict):
     )
     home_root: Path = Path("/home")
     learner_group: str = "donghaeng"
-    autograde_timeout: int = Field(default=30, description="Seconds one cell may run during autograde.")
-    autograde_workers: int = Field(default=4, ge=1, description="Submissions graded at once (at most twice the CPU count).")
-    autograde_memory_mb: int = Field(default=2048, ge=256, description="Memory (address space) of one grading kernel, MiB.")
-    autograde_processes: int = Field(default=64, ge=8, description="Processes and threads one grading kernel may run.")
-    autograde_cpu_seconds: int = Field(default=600, ge=1, description="CPU seconds one grading kernel may use.")
-    autograde_file_mb: int = Field(default=64, ge=1, description="Largest file a grading kernel may write, MiB.")
-    autograde_output_lines: int = Field(default=1000, ge=10, description="Output lines kept per cell when graded.")
-    autograde_sandbox: Literal["auto", "docker", "process"] = Field(
-        default="auto",
-        description="Where grading kernels run: 'docker' (a throw-away container of the grader image), "
-                    "'process' (a namespaced, rlimited process) or 'auto' (docker when the engine answers "
-                    "and the image exists).")
-    autograde_max_submission_mb: int = Field(
-        default=20, ge=1, description="Submissions larger than this (MiB, all files) are refused before grading.")
     min_password_length: int = 8
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: object) -> object:
+        return _refuse_moved(data, "lab", {f"autograde_{k}": f"autograde.{k}" for k in Autograde.model_fields})
 
     @property
     def public_url(self) -> str:
@@ -284,12 +320,11 @@ class Containers(_Strict):
     allow_internet: bool = Field(default=False, description="Containers may reach the internet (else: the hub only).")
     volume_name: str = Field(default="donghaeng-home-{username}", description="Named volume for each home.")
     pids_limit: int = Field(default=512, ge=32, description="Processes one container may run (fork bombs).")
-    spawn_concurrency: int = Field(
-        default=4, ge=1, description="Servers started at once (all modes); others wait in order on a '준비 중' page.")
-    idle_timeout: int = Field(default=3600, ge=0, description="Seconds idle before a server is stopped (0: never).")
-    prepare_minutes: int = Field(
-        default=10, ge=0, description="Minutes before a class (schedule.toml `class_start`) that its learners' "
-        "servers are started (all modes; 0: never).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: object) -> object:
+        return _refuse_moved(data, "containers", {k: f"class_start.{k}" for k in ClassStart.model_fields})
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg2")
@@ -368,6 +403,8 @@ class Settings(_Strict):
     model: ModelService = ModelService()
     models: list[ModelEntry] = Field(default_factory=_default_models)
     containers: Containers = Containers()
+    autograde: Autograde = Autograde()
+    class_start: ClassStart = ClassStart()
     certification: Certification = Certification()
     home: Home = Home()
     learner_ui: LearnerUI = LearnerUI()
@@ -392,6 +429,11 @@ class Settings(_Strict):
         if len(names) != len(set(names)):
             raise ValueError(f"model names must be unique: {names}")
         return models
+
+    @property
+    def hub_api_url(self) -> str:
+        """The hub's REST API as the lab's own tools reach it (through the proxy, in every spawner mode)."""
+        return f"{self.lab.public_url}/hub/api"
 
     def course(self, course_id: str) -> Course:
         for course in self.courses:

@@ -45,11 +45,18 @@ from nbgrader.api import Gradebook
 from traitlets.config.loader import PyFileConfigLoader
 
 from donghaeng import answers, exercises
+from donghaeng.courses import autograde_config
+from donghaeng.grading.twophase import SandboxedTwoPhaseExecute
+from donghaeng.sandbox import SandboxKernelManager
+from donghaeng.settings import Autograde
 from donghaeng.answers import ANSWERS_FILE, AnswersFileError, load_all, load_answer, save_answer
 from donghaeng.widgets.choice import ChoiceQuestion, choice_question
 
 REPO = Path(__file__).resolve().parent.parent
 GRADERS_CONFIG = REPO / "graders" / "nbgrader_config.py"
+# These tests grade the curriculum, not the sandbox, and run nbgrader as root in a throw-away course:
+# the container sandbox runs kernels as the grader's uid (tests/test_container_sandbox.py covers it).
+PROCESS_SANDBOX = Autograde(sandbox="process")
 SOURCE_NOTEBOOKS = sorted(REPO.glob("assignments/*/source/*/*.ipynb"))
 
 # The curriculum (docs/curriculum.md): Google AI Essentials' five modules, and the trainers' track.
@@ -260,11 +267,28 @@ def build_widget(source: str, namespace: dict):
     return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)  # noqa: S307
 
 
+class QuietModel:
+    """The model's place in a click-through: each run ends at once with an empty answer.
+
+    A graded playground saves how many runs a learner made (a rubric asks for two); what the model
+    writes is never graded, so these runs need no model.
+    """
+
+    name = "quiet"
+    context_length = 8192
+
+    def tokenize(self, prompt: str) -> list[str]:
+        return prompt.split()
+
+    def complete(self, prompt: str, **settings) -> list[str]:
+        return []
+
+
 def answer_like_a_learner(widget, value, *, wrong_choice: bool = False) -> None:
     """Put *value* into the real widget and press its save button (cwd = the notebook folder)."""
     from donghaeng.widgets.playground import PromptPlayground
-    from donghaeng.widgets.quiz import CheckboxQuestion, NumberQuestion
-    from donghaeng.widgets.responsible import BiasProbe, HallucinationCheck, PiiMaskingExercise
+    from donghaeng.widgets.quiz import CheckboxQuestion, DropdownsQuestion, NumberQuestion
+    from donghaeng.widgets.responsible import BiasProbe, HallucinationCheck, TextEditExercise
 
     if isinstance(widget, ChoiceQuestion):
         if wrong_choice:
@@ -275,12 +299,18 @@ def answer_like_a_learner(widget, value, *, wrong_choice: bool = False) -> None:
     elif isinstance(widget, CheckboxQuestion):
         for box in widget.boxes:
             box.value = box.description in value
+    elif isinstance(widget, DropdownsQuestion):
+        for row, dropdown in widget.dropdowns.items():
+            dropdown.value = value[row]
     elif isinstance(widget, PromptPlayground):
         widget.fields_a.set_values(value["task"], value["context"], value["references"])
         widget.temperature.value = value["temperature"]
         widget.top_p.value = value["top_p"]
         widget.max_tokens.value = value["max_tokens"]
-    elif isinstance(widget, PiiMaskingExercise):
+        widget._client = QuietModel()
+        for _run in range(value.get("runs", 0)):  # a graded playground counts the runs before the save
+            widget.run_button.click()
+    elif isinstance(widget, TextEditExercise):  # masking personal data, correcting a draft
         widget.editor.value = value
     elif isinstance(widget, HallucinationCheck):
         assert widget.sentences == value["sentences"]
@@ -360,16 +390,6 @@ def test_self_check_solutions_pass_their_own_check(nb: Nb, tmp_path, monkeypatch
 
 
 # ------------------------------------------------------------------------------ hidden tests, in-process
-OTHER_FEW_SHOT = """손님 후기: 크루아상이 정말 바삭했어요!
-답장: 좋게 봐 주셔서 고마워요. 내일도 아침 8시에 갓 구운 크루아상이 나와요.
-
-손님 후기: 포장 상자가 찌그러져 있었어요.
-답장: 속상하셨겠어요. 다음에는 상자를 한 번 더 살펴서 드릴게요.
-
-손님 후기: 생일 케이크 예약 시간이 20분이나 늦었어요.
-답장:
-"""
-
 OTHER_PLAN = {
     "주제": "개인정보 가리기",
     "학습 목표": "상담 메모의 이름과 전화번호를 가린 뒤 AI에 넣을 수 있어요",
@@ -391,34 +411,66 @@ VARIANTS = [
      "다섯 답안 가운데 2개가"),
     ("t3-grading-calibration", "t3-q2-test", {"b_breakdown": {"맡길 일": 2, "조심할 점": 0, "내 일과 연결": 0}}, None,
      False, "기준 점수와 다른 기준: 맡길 일."),
-    ("m3-prompting", "m3-q3-test", {"few_shot_prompt": OTHER_FEW_SHOT}, None, True, ""),
-    ("m3-prompting", "m3-q3-test", {"few_shot_prompt": OTHER_FEW_SHOT.replace("내일도", "(첫 번째 답장 예시를 써요)")},
-     None, False, "괄호로 된 안내 글"),
-    ("m3-prompting", "m3-q3-test", {"few_shot_prompt": OTHER_FEW_SHOT.rstrip() + " 죄송해요."}, None, False, "맨 마지막 줄"),
-    ("m3-prompting", "m3-q1-test", {"parts": {"A": "작업", "B": "참고 자료", "C": "맥락", "D": "평가", "E": "반복"}}, None,
-     False, "다시 볼 문장: B, C"),
+    # m3 Q3: a pair the model must not copy (an excuse, not an apology) is named; a missing good pair too
+    ("m3-prompting", "m3-q3-test", {},
+     lambda key: {**key, "m3-prompting.shots": [*key["m3-prompting.shots"],
+                                                "후기: 빵이 다 식어 있었어요 → 답장: 저희 빵은 원래 식혀서 드셔야 더 맛있어요."]},
+     False, "변명하는 답장"),
+    ("m3-prompting", "m3-q3-test", {}, lambda key: {**key, "m3-prompting.shots": key["m3-prompting.shots"][:2]}, False,
+     "빠뜨렸어요"),
+    # m3 Q1: the sentences to look at again are named by their beginning
+    ("m3-prompting", "m3-q1-test", {},
+     lambda key: {**key, "m3-prompting.q1": {**key["m3-prompting.q1"], "우리 가게는 아파트 단지 앞에 있는 작은 꽃집이에요.": "참고 자료"}},
+     False, "다시 볼 문장: 우리 가게는 아파트 단지"),
     ("t4-teach-back", "t4-q1-test", {"teachback_plan": OTHER_PLAN}, None, True, ""),
     ("t4-teach-back", "t4-q1-test", {"teachback_plan": {**OTHER_PLAN, "확인 질문": "이해하셨죠?"}}, None, False, "예/아니오"),
     ("t4-teach-back", "t4-q1-test",
      {"teachback_plan": {**OTHER_PLAN, "단계": {"도입": 1, "시범": 5, "함께 실습": 2, "확인": 1, "정리": 1}}}, None, False,
      "'함께 실습'이 '시범'보다"),
-    ("m5-keep-growing", "m5-q2-test", {"first_loss": 5, "last_loss": 1.25}, None, True, ""),
-    ("m5-keep-growing", "m5-q2-test", {"first_loss": 0.5, "last_loss": 6.1}, None, False, "마지막 손실"),
-    ("m2-work-smarter", "m2-q3-test", {"decisions": [2, 4, 5, 6]}, None, False, "의견(1번, 6번)"),
-    ("m4-responsible-ai", "m4-q4-test", {},
+    # m5 Q5 is the sum the learner adds up, not the AI's wrong total or the code corner's other menu
+    ("m5-keep-growing", "m5-q5-test", {}, lambda key: {**key, "m5-keep-growing.q5": 38}, False, "다시 더해"),
+    ("m5-keep-growing", "m5-q5-test", {}, lambda key: {**key, "m5-keep-growing.q5": 52}, False, "카페라테 줄"),
+    ("m2-work-smarter", "m2-q3-test", {},
+     lambda key: {**key, "m2-work-smarter.decisions": [*key["m2-work-smarter.decisions"],
+                                                       "6. 이 대리가 작년 행사 때 손님이 많았다고 말했어요."]},
+     False, "의견(1번, 6번)"),
+    # m2 Q4: a faithful line that is not a decision is not "different from the minutes"
+    ("m2-work-smarter", "m2-q4-test", {},
+     lambda key: {**key, "m2-work-smarter.summary_check": [*key["m2-work-smarter.summary_check"],
+                                                           "5. 작년 행사 때 손님이 많았다는 이야기도 나왔어요."]},
+     False, "5번 줄은 회의록 6번"),
+    ("m4-responsible-ai", "m4-q6-test", {},
      lambda key: {**key, "m4-responsible-ai.pii_mask": key["m4-responsible-ai.pii_mask"].replace("[이름]", "박○○")
                   .replace("[전화번호]", "010-****-****")}, True, ""),
-    ("m4-responsible-ai", "m4-q4-test", {},
+    ("m4-responsible-ai", "m4-q6-test", {},
      lambda key: {**key, "m4-responsible-ai.pii_mask": key["m4-responsible-ai.pii_mask"].replace("[이름]", "박서연")}, False,
      "박서연"),
-    ("m4-responsible-ai", "m4-q4-test", {}, lambda key: {**key, "m4-responsible-ai.pii_mask": "[이름] [전화번호]"}, False,
+    ("m4-responsible-ai", "m4-q6-test", {}, lambda key: {**key, "m4-responsible-ai.pii_mask": "[이름] [전화번호]"}, False,
      "환불"),
+    # the memo's facts must stay: two words of it are not a masked memo
+    ("m4-responsible-ai", "m4-q6-test", {}, lambda key: {**key, "m4-responsible-ai.pii_mask": "환불 배송"}, False,
+     "전기포트"),
+    # m4 Q3: the biased lines go, whatever the wording; the ad's facts stay
     ("m4-responsible-ai", "m4-q3-test", {},
+     lambda key: {**key, "m4-responsible-ai.job_ad": "\n".join(
+         line for line in key["m4-responsible-ai.job_ad"].splitlines() if "누구나" not in line)}, True, ""),
+    ("m4-responsible-ai", "m4-q3-test", {},
+     lambda key: {**key, "m4-responsible-ai.job_ad": key["m4-responsible-ai.job_ad"] + "\n- 20~30대 젊은 여성이면 좋아요."},
+     False, "젊은 여성"),
+    ("m4-responsible-ai", "m4-q3-test", {}, lambda key: {**key, "m4-responsible-ai.job_ad": "가나다라마바사아자차카타파하가나다라마바사"},
+     False, "세금계산서"),
+    ("m4-responsible-ai", "m4-q4-test", {},
      lambda key: {**key, "m4-responsible-ai.hallucination": {**key["m4-responsible-ai.hallucination"],
                                                              "supported": [True] * 5}}, False, "접종 기간"),
+    # m2 Q2: swapped dates, and a last line that asks instead of opening a sentence for the base model
     ("m2-work-smarter", "m2-q2-test", {},
-     lambda key: {**key, "m2-work-smarter.mail_prompt": {**key["m2-work-smarter.mail_prompt"], "task": "글을 써 주세요."}},
-     False, "'메일'"),
+     lambda key: {**key, "m2-work-smarter.mail_start": {**key["m2-work-smarter.mail_start"],
+                                                        "③ 원래 받기로 한 날": "3월 18일(화)", "④ 새로 받고 싶은 날": "3월 14일(금)"}},
+     False, "날짜를 다시 보세요"),
+    ("m2-work-smarter", "m2-q2-test", {},
+     lambda key: {**key, "m2-work-smarter.mail_start": {**key["m2-work-smarter.mail_start"],
+                                                        "⑤ 마지막 줄": "위 내용으로 정중한 메일을 대신 써 주세요."}},
+     False, "끝나지 않은 문장"),
     ("m3-prompting", "m3-q4-test", {}, lambda key: {k: v for k, v in key.items() if k != "m3-prompting.final_prompt"},
      False, "아직 저장한 프롬프트가 없어요"),
 ]  # m3-q4-test's partial credit (a rubric) is tested in test_graders.py
@@ -493,9 +545,6 @@ def nbgrader(root: Path, *args: str) -> str:
     # A notebook that touched the model during plain execution would fail instead of loading it.
     env["DONGHAENG_MODEL_PATH"] = "/nonexistent/donghaeng-model.gguf"
     env.pop("DONGHAENG_MODEL_URL", None)
-    # These tests grade the curriculum, not the sandbox, and run nbgrader as root in a throw-away course:
-    # the container sandbox runs kernels as the grader's uid (tests/test_container_sandbox.py covers it).
-    env["DONGHAENG_AUTOGRADE_SANDBOX_KIND"] = "process"
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=root,
@@ -563,13 +612,14 @@ def grade_by_hand(root: Path, course: str) -> None:
         gb.db.commit()
 
 
-def write_course_config(root: Path, course: str) -> None:
+def write_course_config(root: Path, course: str, autograde: Autograde = PROCESS_SANDBOX) -> None:
     """A throw-away course folder's nbgrader_config.py, loading the lab's grading config."""
     (root / "nbgrader_config.py").write_text(
         "c = get_config()\n"
         f"load_subconfig({str(GRADERS_CONFIG)!r})\n"
         f"c.CourseDirectory.course_id = {course!r}\n"
-        f"c.CourseDirectory.root = {str(root)!r}\n",
+        f"c.CourseDirectory.root = {str(root)!r}\n"
+        + autograde_config(autograde, hide_paths=[GRADERS_CONFIG.parent]),
         encoding="utf-8",
     )
 
@@ -845,15 +895,20 @@ def test_widget_rejects_bad_definitions():
 
 
 # ------------------------------------------------------------------------------ shared config
-@pytest.mark.parametrize(("env", "expected"), [(None, 30), ("45", 45), ("abc", 30), ("0", 30)])
-def test_config_timeout_and_korean_stubs(monkeypatch, env, expected):
-    if env is None:
-        monkeypatch.delenv("DONGHAENG_AUTOGRADE_TIMEOUT", raising=False)
-    else:
-        monkeypatch.setenv("DONGHAENG_AUTOGRADE_TIMEOUT", env)
-    config = PyFileConfigLoader(GRADERS_CONFIG.name, path=str(GRADERS_CONFIG.parent)).load_config()
-    assert config.ExecutePreprocessor.timeout == expected
-    assert config.Execute.timeout == expected
+@pytest.mark.parametrize("autograde", [Autograde(), Autograde(timeout=45, sandbox="process", memory_mb=1024)])
+def test_course_config_carries_lab_toml_autograde_and_korean_stubs(tmp_path, autograde):
+    """What lab.toml's [autograde] says reaches nbgrader's own classes as traitlets, through the course's
+    nbgrader_config.py: the file the CLI, the grading pool and formgrader all load."""
+    write_course_config(tmp_path, "ai-basics", autograde)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    execute = SandboxedTwoPhaseExecute(config=config)
+    assert execute.timeout == config.ExecutePreprocessor.timeout == autograde.timeout
+    assert execute.sandbox == autograde.sandbox
+    if autograde.sandbox == "process":
+        assert execute.kernel_manager_class is SandboxKernelManager
+    manager = SandboxKernelManager(config=config)
+    assert (manager.memory_mb, manager.processes) == (autograde.memory_mb, autograde.processes)
+    assert manager.hide_paths == [str(GRADERS_CONFIG.parent)]
     assert config.ClearSolutions.code_stub["python"] == "\n".join(KOREAN_STUBS)
     assert config.ClearSolutions.text_stub == "여기에 답을 써 주세요."
     # feedback has its own exporter, so formgrader's HTMLExporter keeps nbgrader's templates

@@ -24,7 +24,7 @@ PEOPLE = {
     "d": ("한가람", "learner", "ttt"),
     "trainer": ("최은정", "trainer", "ai-basics"),
 }
-EXTRA = "[model]\nenabled = false\n[containers]\nspawn_concurrency = 1\n"
+EXTRA = "[model]\nenabled = false\n[class_start]\nspawn_concurrency = 1\n"
 IDLE = 20
 
 
@@ -92,7 +92,7 @@ def test_unknown_course_is_refused_in_korean(lab):
 
 def test_idle_servers_are_culled(lab):
     """Its own small lab: a short idle timeout would stop the other tests' servers too."""
-    extra = f"[model]\nenabled = false\n[containers]\nidle_timeout = {IDLE}\n"
+    extra = f"[model]\nenabled = false\n[class_start]\nidle_timeout = {IDLE}\n"
     with running_lab({"a": PEOPLE["a"]}, extra) as small:
         learner = HubUser.logged_in(small, "a")
         learner.spawn()
@@ -112,7 +112,7 @@ def test_servers_start_by_themselves_before_a_scheduled_class(tmp_path):
         (tmp_path / course).mkdir()
         (tmp_path / course / "schedule.toml").write_text(
             f'[m1]\ntitle = "첫 수업"\nclass_start = {start.isoformat()}\n', encoding="utf-8")
-    extra = "[model]\nenabled = false\n[containers]\nprepare_minutes = 10\n" + "".join(
+    extra = "[model]\nenabled = false\n[class_start]\nprepare_minutes = 10\n" + "".join(
         f'[[courses]]\nid = "{c}"\ntitle = "{c}"\nassignments = "{tmp_path / c}"\n' for c in ("morning", "tomorrow"))
     people = {"early": ("김하늘", "learner", "morning"), "late": ("이수민", "learner", "tomorrow")}
     with running_lab(people, extra) as small:

@@ -1,4 +1,4 @@
-"""Autograde in throw-away containers (``autograde_sandbox = "docker"``), on real nbgrader and dockerd.
+"""Autograde in throw-away containers (``[autograde] sandbox = "docker"``), on real nbgrader and dockerd.
 
 The course, submissions and gradebook helpers are test_sandbox.py's; here each kernel runs in a
 container of the grader image (no network, read-only root, memory/pids/CPU/file limits, non-root,
@@ -30,7 +30,6 @@ from test_sandbox_isolation import PEEKED, peek_at_each_other
 from donghaeng import sandbox_docker_helper
 from donghaeng.courses import CourseRunner
 from donghaeng.image_refs import GRADER_IMAGE, IMAGE_PYTHON, docker_ready
-from donghaeng.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +51,7 @@ def course():
         pytest.skip("no Docker engine answers (./lab test starts one)")
     sandbox_docker_helper.install_helper()  # what `donghaeng images build grader` installs
     assert sandbox_docker_helper.available(), f"{GRADER_IMAGE} is missing: donghaeng images build grader"
-    with sandbox_course(autograde_sandbox="docker") as runner:
+    with sandbox_course(sandbox="docker") as runner:
         yield runner
 
 
@@ -103,8 +102,9 @@ def test_correct_submissions_score_the_same_as_in_the_process_sandbox(course: Co
     docker_scores = scores(course)
     assert "in container: True" in autograded_text(course, "where")
 
-    lab = course.settings.lab.model_copy(update={"autograde_sandbox": "process"})
-    process = CourseRunner(Settings(lab=lab, courses=course.settings.courses), course.course)
+    autograde = course.settings.autograde.model_copy(update={"sandbox": "process"})
+    process = CourseRunner(course.settings.model_copy(update={"autograde": autograde}), course.course)
+    process.prepare()  # rewrites the course's nbgrader_config.py: formgrader would grade the same way
     in_process = process.autograde(ASSIGNMENT, force=True)
     assert "in container: False" in autograded_text(process, "where")
 
@@ -115,7 +115,7 @@ def test_correct_submissions_score_the_same_as_in_the_process_sandbox(course: Co
 
 def test_containers_graded_together_see_none_of_each_others_files(course: CourseRunner):
     """Each container has its own /tmp and /dev/shm (/var/tmp is the read-only image's): see test_sandbox_isolation."""
-    with sandbox_course(autograde_sandbox="docker") as runner:  # a course with these two submissions only
+    with sandbox_course(sandbox="docker") as runner:  # a course with these two submissions only
         reader, writer = peek_at_each_other(runner)
         assert not containers_of(runner)
     assert writer["wrote"] == [folder for folder in PEEKED if folder != "/var/tmp"]

@@ -74,7 +74,7 @@ def lab(dockerd) -> Iterator[Lab]:
     tag = secrets.token_hex(3)
     subnet = f"172.{29 - secrets.randbelow(8)}.{secrets.randbelow(250)}.0/24"
     extra = (f'[containers]\nnetwork = "dhtest-{tag}"\nsubnet = "{subnet}"\n'
-             f'volume_name = "dhtest-{tag}-{{username}}"\nidle_timeout = 0\n')
+             f'volume_name = "dhtest-{tag}-{{username}}"\n[class_start]\nidle_timeout = 0\n')
     os.environ["DONGHAENG_SPAWNER"] = "docker"
     try:
         with running_lab(PEOPLE, extra) as lab:

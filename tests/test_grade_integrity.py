@@ -92,9 +92,9 @@ def integrity_notebook() -> nbformat.NotebookNode:
 
 
 @contextmanager
-def integrity_course(**lab: object) -> Iterator[CourseRunner]:
+def integrity_course(**autograde: object) -> Iterator[CourseRunner]:
     """The sandbox test course with this file's notebook released instead of hw1's."""
-    with sandbox_course(**lab) as runner:
+    with sandbox_course(**autograde) as runner:
         entry = pwd.getpwnam(runner.course.grader_user)
         path = runner.root / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
         nbformat.write(integrity_notebook(), path)
@@ -127,7 +127,7 @@ def sandboxes() -> list:
 def graded(request):
     if os.geteuid() != 0:
         pytest.skip("the course grader is a system account: run the suite as root")
-    with integrity_course(autograde_sandbox=request.param) as runner:
+    with integrity_course(sandbox=request.param) as runner:
         hand_in(runner, "right", RIGHT, RIGHT_CHOICE)
         hand_in(runner, "wrong", WRONG, WRONG_CHOICE)
         for name, trick in FORGERIES.items():

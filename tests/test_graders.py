@@ -21,6 +21,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.api import Gradebook
+from test_assignments import write_course_config
 
 from donghaeng.answers import ANSWERS_FILE, save_answer
 from donghaeng.exercises import MSG_NO_WIDGET_ANSWER
@@ -248,8 +249,7 @@ grade_answers({"p.q1": "나", "p.marks": [True, False, True, True]}).explain(poi
 
 
 def nbgrader(root: Path, *args: str) -> None:
-    env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-           "DONGHAENG_AUTOGRADE_SANDBOX_KIND": "process"}
+    env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=env, capture_output=True,
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -265,9 +265,7 @@ def test_nbgrader_stores_the_partial_points_and_shows_the_korean_lines(tmp_path)
     nb.cells = [new_code_cell(RUBRIC_CELL, metadata={"nbgrader": {**meta, "grade_id": "rubric", "points": 4}}),
                 new_code_cell(ANSWERS_CELL, metadata={"nbgrader": {**meta, "grade_id": "answers", "points": 2}})]
     nbformat.write(nb, source / "p1.ipynb")
-    (root / "nbgrader_config.py").write_text(
-        f"c = get_config()\nload_subconfig({str(REPO / 'graders' / 'nbgrader_config.py')!r})\n"
-        f"c.CourseDirectory.course_id = 'graders'\nc.CourseDirectory.root = {str(root)!r}\n", encoding="utf-8")
+    write_course_config(root, "graders")
     nbgrader(root, "generate_assignment", "p1")
     submissions = {
         "full": ({"p.prompt": FINAL, "p.q1": "나", "p.marks": [True, False, True, True]}, 4 + 2),

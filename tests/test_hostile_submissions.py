@@ -33,7 +33,7 @@ from donghaeng.grading.submissions import REASONS
 pytestmark = pytest.mark.slow
 GOOD = NORMAL["good1"]
 # The namespaced-process sandbox (it hides /home and the lab's data); test_container_sandbox.py covers Docker.
-PROCESS = {"autograde_sandbox": "process"}
+PROCESS = {"sandbox": "process"}
 WRONG = NORMAL["wrong"]
 
 
@@ -41,7 +41,7 @@ WRONG = NORMAL["wrong"]
 def course():
     if os.geteuid() != 0:
         pytest.skip("the course grader is a system account: run the suite as root")
-    with sandbox_course(autograde_max_submission_mb=20, **PROCESS) as runner:
+    with sandbox_course(max_submission_mb=20, **PROCESS) as runner:
         yield runner
 
 
@@ -183,13 +183,12 @@ def test_a_deleted_test_cell_is_put_back_so_a_correct_answer_still_counts(course
 # ------------------------------------------------------------------------------ resumable
 def settings_file(runner: CourseRunner, path: Path) -> Path:
     """The lab.toml of the throw-away course, for the real `donghaeng course autograde` command."""
-    lab = runner.settings.lab
+    lab, autograde = runner.settings.lab, runner.settings.autograde
     course = runner.course
     path.write_text(
-        "[lab]\n"
-        f'data_dir = "{lab.data_dir}"\nautograde_timeout = {lab.autograde_timeout}\n'
-        f"autograde_memory_mb = {lab.autograde_memory_mb}\nautograde_processes = {lab.autograde_processes}\n"
-        f'autograde_workers = 1\nautograde_sandbox = "{lab.autograde_sandbox}"\n\n'
+        f'[lab]\ndata_dir = "{lab.data_dir}"\n[autograde]\ntimeout = {autograde.timeout}\n'
+        f"memory_mb = {autograde.memory_mb}\nprocesses = {autograde.processes}\n"
+        f'workers = 1\nsandbox = "{autograde.sandbox}"\n\n'
         f'[[courses]]\nid = "{course.id}"\ntitle = "{course.title}"\nassignments = "{course.assignments}"\n',
         encoding="utf-8")
     return path

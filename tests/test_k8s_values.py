@@ -27,8 +27,10 @@ title = "모두를 위한 AI 기초"
 id = "ttt"
 title = "TTT 강사 과정"
 
-[containers]
+[class_start]
 idle_timeout = 1800
+
+[containers]
 allow_internet = false
 
 [containers.limits.learner]

@@ -26,7 +26,7 @@ from nbgrader.api import Gradebook
 from donghaeng.accounts import remove_system_user
 from donghaeng.courses import CourseRunner
 from donghaeng.jupyter_config import write_shared_config
-from donghaeng.settings import Course, Lab, Settings
+from donghaeng.settings import Autograde, Course, Lab, Settings
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT, NOTEBOOK = "hw1", "hw1"
@@ -70,7 +70,7 @@ def source_notebook() -> nbformat.NotebookNode:
 
 
 @contextmanager
-def sandbox_course(workers: int = 2, **lab: object) -> Iterator[CourseRunner]:
+def sandbox_course(workers: int = 2, **autograde: object) -> Iterator[CourseRunner]:
     """A prepared throw-away course with one released assignment (``hw1``); removed afterwards."""
     base = Path(tempfile.mkdtemp(prefix="donghaeng-sandbox-", dir="/var/tmp"))
     base.chmod(0o755)
@@ -79,8 +79,8 @@ def sandbox_course(workers: int = 2, **lab: object) -> Iterator[CourseRunner]:
     nbformat.write(source_notebook(), source / f"{NOTEBOOK}.ipynb")
     course = Course(id=f"sbx-{secrets.token_hex(3)}", title="격리 채점", assignments=str(base / "assignments"))
     settings = Settings(
-        lab=Lab(data_dir=base / "data", autograde_timeout=5, autograde_memory_mb=1024, autograde_processes=48,
-                autograde_workers=workers, **lab),
+        lab=Lab(data_dir=base / "data"),
+        autograde=Autograde(**{"timeout": 5, "memory_mb": 1024, "processes": 48, "workers": workers, **autograde}),
         courses=[course],
     )
     settings.paths.root.mkdir()
@@ -103,7 +103,7 @@ def sandbox_course(workers: int = 2, **lab: object) -> Iterator[CourseRunner]:
 def course():
     if os.geteuid() != 0:
         pytest.skip("the course grader is a system account: run the suite as root")
-    with sandbox_course(autograde_sandbox="process") as runner:
+    with sandbox_course(sandbox="process") as runner:
         yield runner
 
 

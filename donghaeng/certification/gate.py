@@ -39,10 +39,8 @@ class HubGroups:
     """Membership of ``nbgrader-<course>`` groups through the hub REST API, with the gate's token."""
 
     def __init__(self, settings: Settings) -> None:
-        from ..hubconfig import internal_ports  # hubconfig imports roles, which imports this package
-
         self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{internal_ports(settings)['hub']}/hub/api",
+            base_url=settings.hub_api_url,
             headers={"Authorization": f"token {ensure_token(settings)}"}, timeout=15)
 
     def _members(self, method: str, course: str, login: str) -> httpx.Response:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import safe_fs
 from ..roster import ROLES
-from ..services import managed_service, service_token
+from ..services import LOOPBACK, managed_service, service_token, service_url
 from ..settings import Course, Settings
 from .config import CONFIG_ENV, ServiceConfig
 
@@ -16,7 +16,7 @@ ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 ACCOUNT = "donghaeng-exchange"  # not a roster login: those have no '-'
 URL_ENV = "DONGHAENG_EXCHANGE_URL"
 URL = f"/services/{SERVICE_NAME}/"
-# What one submission may hold (besides lab.autograde_max_submission_mb for the total).
+# What one submission may hold (besides [autograde] max_submission_mb for the total).
 SUBMISSION_FILES = 500
 RELEASE_FILES = 2000
 RELEASE_MB = 200
@@ -36,7 +36,7 @@ def grader_token_file(settings: Settings, grader: str) -> Path:
 
 
 def loopback_url(port: int) -> str:
-    return f"http://127.0.0.1:{port}{URL}"
+    return service_url(LOOPBACK, port, URL)
 
 
 def grader_config(settings: Settings, course: Course) -> str:
@@ -73,7 +73,7 @@ def prepare(settings: Settings) -> None:
 
 
 def service_config(settings: Settings) -> ServiceConfig:
-    total = settings.lab.autograde_max_submission_mb << 20
+    total = settings.autograde.max_submission_mb << 20
     return ServiceConfig(
         store=str(store_dir(settings)), courses=[course.id for course in settings.courses],
         submission={"max_files": SUBMISSION_FILES, "max_file_bytes": total, "max_total_bytes": total},
@@ -81,18 +81,17 @@ def service_config(settings: Settings) -> ServiceConfig:
     )
 
 
-def configure(c, settings: Settings, port: int) -> None:
-    """Register the service, tell learners' servers its address (their token's scope is in
-    ``hubconfig.SERVER_TOKEN_SCOPES``) and give the graders their known tokens."""
+def service_spec(settings: Settings, port: int, host: str = LOOPBACK) -> dict:
+    """The service entry: on *host*, where learners' servers reach it (it also answers on loopback for the
+    graders' CLI runs; their tokens are their formgrader services' ``api_token``)."""
     user = {"user": ACCOUNT} if os.geteuid() == 0 else {}
-    c.JupyterHub.services.append(managed_service(
-        settings, SERVICE_NAME, port, "donghaeng.exchange", cwd=str(store_dir(settings)),
-        environment={CONFIG_ENV: service_config(settings).to_env()}, **user))
-    graders = {course.grader_user for course in settings.courses}
-    for spec in c.JupyterHub.services:  # the token the CLI's nbgrader runs read from grader_token_file
-        if spec["name"] in graders:
-            spec["api_token"] = service_token(settings, spec["name"])
-    c.Spawner.environment.update({URL_ENV: loopback_url(port)})
+    return managed_service(settings, SERVICE_NAME, port, "donghaeng.exchange", host=host, cwd=str(store_dir(settings)),
+                           environment={CONFIG_ENV: service_config(settings).to_env()}, **user)
+
+
+def learner_environment(port: int, host: str = LOOPBACK) -> dict[str, str]:
+    """Learners' servers find the service here (their token's scope is in ``hubconfig.SERVER_TOKEN_SCOPES``)."""
+    return {URL_ENV: service_url(host, port, URL)}
 
 
 def roles(settings: Settings) -> list[dict]:

@@ -43,17 +43,20 @@ from nbformat import NotebookNode, from_dict
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import is_grade, is_solution
-from traitlets import Integer
+from traitlets import Enum, Integer
 
 from ..answers import ANSWERS_FILE
-from ..sandbox import SandboxExecute
-from ..sandbox_docker import DockerExecute
+from ..sandbox import SandboxKernelManager, SandboxUnavailable
+from ..sandbox_docker import DockerKernelManager, available as docker_available
+from ..settings import Autograde
 from .checker import LiteralError, error_output, parse_literal
 
-__all__ = [
-    "DockerTwoPhaseExecute", "SandboxTwoPhaseExecute", "TwoPhaseExecute", "is_test_cell", "kernel_environment",
-    "names_read",
-]
+__all__ = ["SandboxedTwoPhaseExecute", "TwoPhaseExecute", "is_test_cell", "kernel_environment", "names_read"]
+
+MSG_NO_DOCKER = (
+    "[autograde] sandbox = \"docker\"인데 Docker 엔진이나 grader 이미지를 쓸 수 없어요. "
+    "`sudo donghaeng images build grader`로 만들어 주세요. / the Docker sandbox is not available: "
+    "build it with `donghaeng images build grader`.")
 
 _MAX_ANSWERS_BYTES = 1_000_000
 NOT_CHECKED = "채점 도구가 이 답을 확인하지 못했어요. 강사에게 알려 주세요."
@@ -260,9 +263,20 @@ def _text(expression_reply: dict[str, Any] | None) -> str:
     return value if isinstance(value, str) else ""
 
 
-class SandboxTwoPhaseExecute(TwoPhaseExecute, SandboxExecute):
-    """Two-phase autograde with the learner's kernel in the process sandbox."""
+class SandboxedTwoPhaseExecute(TwoPhaseExecute):
+    """Two-phase autograde with the learner's kernel sandboxed: the autograde preprocessor of every course.
 
+    nbgrader's ``Execute.__init__`` pins ``kernel_manager_class``; this picks it from :attr:`sandbox` (set
+    per course from lab.toml's ``[autograde] sandbox``, see :func:`donghaeng.courses.autograde_config`).
+    """
 
-class DockerTwoPhaseExecute(TwoPhaseExecute, DockerExecute):
-    """Two-phase autograde with the learner's kernel in a throw-away container."""
+    sandbox = Enum(["auto", "docker", "process"], default_value=Autograde().sandbox, config=True, help=(
+        "Where the learner's kernel runs: 'docker' (a throw-away container of the grader image), 'process' "
+        "(donghaeng.sandbox's namespaces and limits) or 'auto' (docker when the engine and image are there)."))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        in_docker = self.sandbox != "process" and docker_available()
+        if self.sandbox == "docker" and not in_docker:
+            raise SandboxUnavailable(MSG_NO_DOCKER)
+        self.kernel_manager_class = DockerKernelManager if in_docker else SandboxKernelManager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..roster import ROLES
-from ..services import managed_service
+from ..services import LOOPBACK, managed_service, service_url
 from ..settings import Settings
 
 SERVICE_NAME = "home"
@@ -11,14 +11,14 @@ ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 URL = f"/services/{SERVICE_NAME}/"
 
 
-def service_spec(settings: Settings, port: int) -> dict:
+def service_spec(settings: Settings, port: int, host: str = LOOPBACK) -> dict:
     """Runs as the hub's user (root): it reads learners' folders and the course gradebooks."""
-    return managed_service(settings, SERVICE_NAME, port, "donghaeng.home", oauth_no_confirm=True)
+    return managed_service(settings, SERVICE_NAME, port, "donghaeng.home", host=host, oauth_no_confirm=True)
 
 
-def learner_environment(port: int) -> dict[str, str]:
-    """Learners' servers call the home's API on loopback (help requests, deadlines)."""
-    return {"DONGHAENG_HOME_URL": f"http://127.0.0.1:{port}{URL}"}
+def learner_environment(port: int, host: str = LOOPBACK) -> dict[str, str]:
+    """Learners' servers call the home's API on *host* (help requests, deadlines)."""
+    return {"DONGHAENG_HOME_URL": service_url(host, port, URL)}
 
 
 def roles(settings: Settings) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..services import managed_service
+from ..services import LOOPBACK, managed_service, service_url
 from ..settings import Settings
 from .config import ServiceConfig
 
@@ -40,18 +40,18 @@ def service_config(settings: Settings, port: int) -> ServiceConfig:
                          ip="127.0.0.1", port=port)
 
 
-def service_spec(settings: Settings, port: int) -> dict:
+def service_spec(settings: Settings, port: int, host: str = LOOPBACK) -> dict:
     """The managed JupyterHub service entry (runs as the unprivileged service account)."""
-    return managed_service(settings, SERVICE_NAME, port, "donghaeng.modelservice",
+    return managed_service(settings, SERVICE_NAME, port, "donghaeng.modelservice", host=host,
                            user=settings.model.account, cwd=str(state_dir(settings)),
                            environment={"DONGHAENG_MODEL_SERVICE": service_config(settings, port).to_env()})
 
 
-def learner_environment(settings: Settings, port: int) -> dict[str, str]:
+def learner_environment(settings: Settings, port: int, host: str = LOOPBACK) -> dict[str, str]:
     """What learners' servers need to find the service (read by ``donghaeng.model_client``)."""
     default = settings.models[0]
     return {
-        "DONGHAENG_MODEL_URL": f"http://127.0.0.1:{port}/services/{SERVICE_NAME}/v1",
+        "DONGHAENG_MODEL_URL": service_url(host, port, f"/services/{SERVICE_NAME}/v1"),
         "DONGHAENG_MODEL_NAME": default.name,
         "DONGHAENG_MODEL_CONTEXT": str(default.context_length),
     }
