@@ -8,6 +8,7 @@ without floats, like ours), and a hand-written base58 decoder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,10 +30,10 @@ import zxingcpp
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from donghaeng.certification import (CertificationError, Store, evaluate, issue, load_policy,
+from donghaeng.certification import (CertificationError, Store, TeachBackRecord, evaluate, issue, load_policy,
                                      verify_credential)
-from donghaeng.certification import calibration_kappa, credential as vc
-from donghaeng.certification.eligibility import Score, check_level
+from donghaeng.certification import credential as vc
+from donghaeng.certification.eligibility import Score, calibration_standings, check_level
 from donghaeng.certification.issuing import pdf_path
 from donghaeng.certification.pdf import printable, render
 from donghaeng.certification.policy import AssignmentRule
@@ -128,23 +129,80 @@ def test_a_broken_policy_is_explained_in_korean(tmp_path, text, expected):
         load_policy(settings)
 
 
-def test_calibration_attendance_and_points_are_explained(offline):
+def test_shipped_policy_requires_calibration_and_an_observed_teachback(offline):
+    policy = load_policy(offline)
+    instructor = policy.level("공인 AI 강사")
+    assert instructor.min_teachback_checklist and instructor.min_teachback_checklist <= len(policy.teachback.checklist)
+    assert policy.calibration.attempts == 3 and policy.calibration.samples_per_attempt >= 10
+    assert policy.calibration.rubrics == ["m1-reflection"]
+    # the checklist the trainer ticks is T4's structure checklist, which the candidate prepares with
+    t4 = (REPO / "assignments" / "ttt" / "source" / "t4-teach-back" / "t4-teach-back.ipynb").read_text(encoding="utf-8")
+    assert "시범 강의" in t4 and "공인 AI 강사" in t4
+
+
+def test_calibration_teachback_attendance_and_points_are_explained(offline):
     policy = load_policy(offline)
     instructor = policy.level("공인 AI 강사")
     store = Store.of(offline)
-    store.record_calibration("kim", 0.42, items=10, recorded_by="trainer")
+    store.record_calibration("kim", "m1-reflection", 1, 0.42, ["s01"], [], recorded_by="kim")
+    store.record_calibration("kim", "m1-reflection", 2, 0.31, ["s02"], [], recorded_by="kim")
     maxima = {"t3-grading-calibration": 10.0, "t4-teach-back": 10.0}
     scores = {name: Score(name, 9.0, 10.0) for name in maxima}
+    standings = calibration_standings(store, policy, "kim")
+    assert [(st.best, st.used, st.left) for st in standings] == [(0.42, 2, 1)]  # the best attempt counts
+    watched = TeachBackRecord("kim", "ttt", "2027-04-09", True, ("goal", "why", "demo", "practice", "check", "plain"),
+                              6, 8, "", "2027-04-09T10:00:00Z", "trainer")
     found = check_level(instructor, maxima, scores, issued={"ai-basics", "ttt-candidate"}, attendance=0,
-                        kappa=store.calibration_kappa("kim"), policy=policy)
-    assert found.missing == ["채점 일치도(카파)가 0.6보다 낮아요 (지금 0.42)"]
-    store.record_calibration("kim", 0.71, items=10, recorded_by="trainer")
-    assert calibration_kappa(offline, "kim") == 0.71 and calibration_kappa(offline, "lee") is None
+                        calibration=standings, teachback=watched, policy=policy)
+    assert found.missing == ["채점 맞추기 일치도(카파)가 0.6보다 낮아요: 모듈 1 문제 4 「생각 나누기」 채점 "
+                             "(가장 높은 값 0.42, 남은 기회 1번)"]
+    store.record_calibration("kim", "m1-reflection", 3, 0.71, ["s03"], [], recorded_by="kim")
+    passed = calibration_standings(store, policy, "kim")
+    assert check_level(instructor, maxima, scores, issued={"ttt-candidate"}, attendance=0, calibration=passed,
+                       teachback=watched, policy=policy).eligible
+    assert calibration_standings(store, policy, "lee")[0].best is None
+    # without an observed teach-back, or absent, or too few checklist items: not certified
+    for record, message in ((None, "시범 강의 관찰 기록이 없어요: 트레이너가 시범 강의를 보고 대시보드에 적어야 해요"),
+                            (dataclasses.replace(watched, attended=False, checked=(), score=0),
+                             "시범 강의(2027-04-09)에 출석하지 않았어요"),
+                            (dataclasses.replace(watched, checked=("goal",), score=1),
+                             "시범 강의 점검표가 6개보다 적어요 (지금 1/8개)")):
+        found = check_level(instructor, maxima, scores, issued={"ttt-candidate"}, attendance=0, calibration=passed,
+                            teachback=record, policy=policy)
+        assert found.missing == [message]
     strict = instructor.model_copy(update={
         "min_attendance": 6, "assignments": [AssignmentRule(name="t4-teach-back", min_points=9.5)]})
-    found = check_level(strict, maxima, scores, issued={"ttt-candidate"}, attendance=4, kappa=None, policy=policy)
+    none_yet = [dataclasses.replace(passed[0], best=None, used=0)]
+    found = check_level(strict, maxima, scores, issued={"ttt-candidate"}, attendance=4, calibration=none_yet,
+                        teachback=watched, policy=policy)
     assert found.missing == ["t4-teach-back 점수가 9.5점 미만이에요 (지금 9점)", "출석이 6회보다 적어요 (지금 4회)",
-                             "채점 맞추기(루브릭 보정) 결과가 아직 없어요"]
+                             "채점 맞추기를 아직 하지 않았어요: 모듈 1 문제 4 「생각 나누기」 채점 (기회 3번)"]
+
+
+def test_teachback_records_are_kept_and_the_latest_counts(offline):
+    store = Store.of(offline)
+    assert store.teachback("kim", "ttt") is None
+    first = TeachBackRecord("kim", "ttt", "2027-04-02", False, (), 0, 8, "", "2027-04-02T10:00:00Z", "trainer")
+    store.record_teachback(first)
+    later = dataclasses.replace(first, session_date="2027-04-09", attended=True, checked=("goal",), score=1,
+                                note="확인 질문이 좋았어요")
+    Store.of(offline).record_teachback(later)
+    assert Store.of(offline).teachback("kim", "ttt") == later  # a new connection: it is on disk
+    assert store.teachback("kim", "ai-basics") is None
+    assert [e.action for e in store.audit("kim")] == ["teachback", "teachback"]
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("min_teachback_checklist = 2\n", "[teachback] 점검표도 있어야 해요"),
+    ("min_teachback_checklist = 3\n[teachback]\nchecklist = [{ id = 'a', text = '목표' }]\n", "항목 수(1개)보다 많아요"),
+])
+def test_a_teachback_rule_needs_its_checklist(tmp_path, extra, expected):
+    path = tmp_path / "policy.toml"
+    path.write_text("[[levels]]\nid='a'\nname='A'\ncourse='ai-basics'\n" + extra, encoding="utf-8")
+    settings = Settings(lab=Lab(data_dir=tmp_path), courses=[Course(id="ai-basics", title="AI")],
+                        certification={"policy": path})
+    with pytest.raises(CertificationError, match=re.escape(expected)):
+        load_policy(settings)
 
 
 def test_a_granted_course_survives_a_roster_reimport(tmp_path):

@@ -9,6 +9,7 @@ graded by hand through nbgrader's Gradebook API (as formgrader would).
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from hubclient import HubUser
-from labharness import ARTIFACTS, running_lab
+from labharness import ARTIFACTS, running_lab, start_hub, stop_hub
 from nbgrader.api import Gradebook
 from notebooks import solved
 from openpyxl import load_workbook
@@ -30,7 +31,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, keyboard_login
 from test_course_flow import ASSIGNMENT, COURSE, NOTEBOOK, REPO, WIDGET_ANSWER
 
 from donghaeng.accounts import ensure_system_user
-from donghaeng.certification import Store, calibration_kappa
+from donghaeng.certification import Store, evaluate
 from donghaeng.dashboard import calibration, export
 from donghaeng.exchange.hub import URL as EXCHANGE_PATH, URL_ENV
 
@@ -65,6 +66,18 @@ id = "instructor"
 name = "공인 AI 강사"
 course = "ttt"
 min_calibration_kappa = 0.6
+min_teachback_checklist = 2
+
+[calibration]
+samples_per_attempt = 5
+attempts = 2
+
+[teachback]
+checklist = [
+  { id = "goal", text = "학습 목표를 한 문장으로 말했어요" },
+  { id = "practice", text = "학습자가 직접 해 보는 시간이 시범보다 길었어요" },
+  { id = "check", text = "설명이나 예를 요구하는 확인 질문을 했어요" },
+]
 """
 DASH = "/services/dashboard"
 
@@ -85,14 +98,71 @@ def test_cohen_kappa_on_known_examples():
     assert calibration.cohen_kappa([0, 1, 2], [2, 1, 0], [0, 1, 2]) < 0  # systematic disagreement
 
 
-def test_calibration_refuses_incomplete_or_unknown_grades():
-    rubric = calibration.load_sets()["ttt-reflection"]
-    grades = {s.id: s.master for s in rubric.samples}
-    assert calibration.grade(rubric, "someone", grades).kappa == 1.0
-    with pytest.raises(calibration.CalibrationError, match="빠진 예시: s2"):
-        calibration.grade(rubric, "someone", {k: v for k, v in grades.items() if k != "s2"})
+def masters(rubric: calibration.RubricSet, samples) -> dict[str, int]:
+    """The form fields a candidate who grades exactly like the masters would send."""
+    return {calibration.field_name(s, c): s.master[c.id] for s in samples for c in rubric.criteria}
+
+
+def test_calibration_uses_the_real_m1_rubric_with_enough_samples():
+    rubric = calibration.load_sets()["m1-reflection"]
+    key = (REPO / "assignments" / "ai-basics" / "answer-keys" / "m1-first-steps.md").read_text(encoding="utf-8")
+    assert "문제 4 루브릭 (3점)" in key and "문제 4 루브릭 (3점)" in rubric.rubric
+    assert rubric.totals == [0, 1, 2, 3]  # the rubric's own scale, as formgrader records it
+    assert [c.scores for c in rubric.criteria] == [[0, 1]] * 3
+    assert len(rubric.samples) >= 15
+    assert {s.total() for s in rubric.samples} == {0, 1, 2, 3}
+
+
+def test_each_attempt_draws_other_samples_over_the_whole_scale():
+    rubric = calibration.load_sets()["m1-reflection"]
+    first = calibration.draw(rubric, "kim", 1, 10)
+    assert calibration.draw(rubric, "kim", 1, 10) == first  # the form and its POST agree
+    assert {s.total() for s in first} == set(rubric.totals)
+    second = calibration.draw(rubric, "kim", 2, 10, seen={s.id for s in first})
+    assert {s.total() for s in second} == set(rubric.totals)
+    assert len({s.id for s in second} - {s.id for s in first}) >= 8  # mostly answers not seen yet
+    assert [s.id for s in calibration.draw(rubric, "lee", 1, 10)] != [s.id for s in first]  # per candidate
+
+
+def test_calibration_scores_the_total_and_names_only_drifting_criteria():
+    rubric = calibration.load_sets()["m1-reflection"]
+    samples = calibration.draw(rubric, "kim", 1, 10)
+    exact = calibration.grade(rubric, "kim", 1, samples, masters(rubric, samples))
+    assert exact.kappa == 1.0 and exact.drift == ()
+    lenient = {**masters(rubric, samples), **{calibration.field_name(s, rubric.criteria[1]): 1 for s in samples}}
+    result = calibration.grade(rubric, "kim", 1, samples, lenient)
+    mine = [sum(lenient[calibration.field_name(s, c)] for c in rubric.criteria) for s in samples]
+    assert result.kappa == pytest.approx(calibration.cohen_kappa(mine, [s.total() for s in samples], [0, 1, 2, 3]))
+    assert result.kappa < 1
+    assert len(result.drift) == 1 and "「조심할 점」" in result.drift[0] and "후하게" in result.drift[0]
+    # the sentence says nothing about any one answer
+    assert not any(s.answer in result.drift[0] or s.id in result.drift[0] for s in samples)
+    fields = masters(rubric, samples)
+    first = calibration.field_name(samples[0], rubric.criteria[0])
+    with pytest.raises(calibration.CalibrationError, match="빠진 답안: 1번"):
+        calibration.grade(rubric, "kim", 1, samples, {k: v for k, v in fields.items() if k != first})
     with pytest.raises(calibration.CalibrationError, match="루브릭에 없는 점수"):
-        calibration.grade(rubric, "someone", {**grades, "s1": 7})
+        calibration.grade(rubric, "kim", 1, samples, {**fields, first: 7})
+
+
+def test_attempts_are_limited_and_numbered_once(tmp_path):
+    from donghaeng.certification import CertificationError
+    from donghaeng.settings import Course, Lab, Settings
+
+    settings = Settings(lab=Lab(data_dir=tmp_path), courses=[Course(id="ttt", title="TTT")])
+    rubric = calibration.load_sets()["m1-reflection"]
+    seen: set[str] = set()
+    for number in (1, 2, 3):
+        upcoming = calibration.next_attempt(settings, rubric, "kim", allowed=3, size=10)
+        assert upcoming.attempt == number
+        seen |= {s.id for s in upcoming.samples}
+        result = calibration.grade(rubric, "kim", number, upcoming.samples, masters(rubric, upcoming.samples))
+        calibration.record(settings, result, "kim")
+    assert seen == {s.id for s in rubric.samples}, "three attempts rotate through every answer"
+    assert calibration.next_attempt(settings, rubric, "kim", allowed=3, size=10) is None
+    with pytest.raises(CertificationError, match="이미 냈어요"):  # a replayed form
+        calibration.record(settings, result, "kim")
+    assert [a.attempt for a in Store.of(settings).calibration_attempts("kim")] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("text", ['=HYPERLINK("http://x","y")', "+1", "-1", "@SUM(A1)", "\tcmd", "\rcmd"])
@@ -267,34 +337,67 @@ def test_only_own_courses_and_no_learners(cohort, users):
     assert XSS_NAME not in learner.text and "피드백 있음" not in learner.text
 
 
+def xsrf_of(page: str) -> str:
+    return re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+
+
+def instructor_missing(lab, login: str) -> list[str]:
+    (status,) = evaluate(lab.settings, login)
+    return status.eligibility["instructor"].missing
+
+
 @pytest.mark.slow
-def test_candidate_calibrates_and_the_kappa_is_stored(cohort, users):
+def test_candidate_calibrates_with_limited_attempts_and_sees_no_master_grade(cohort, users):
     candidate = users("candidate")
     start = dashboard(candidate, "")
     assert start.url.path.endswith(f"{DASH}/calibration") and "채점 맞추기" in start.text
     assert dashboard(candidate, "courses/ttt").status_code == 403  # candidates see no cohort
-    form = dashboard(candidate, "calibration/ttt-reflection").text
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form).group(1)
-    rubric = calibration.load_sets()["ttt-reflection"]
-    grades = {f"grade-{s.id}": str(s.master) for s in rubric.samples}
-    incomplete = candidate.http.post(f"{DASH}/calibration/ttt-reflection",
-                                     data={**grades, "grade-s3": "", "_xsrf": xsrf})
-    assert incomplete.status_code == 400 and "빠진 예시: s3" in incomplete.text
-    assert 'value="2" required' in incomplete.text and "checked" in incomplete.text  # nothing lost
-    grades["grade-s1"] = "1"  # one answer graded a level lower than the master
-    done = candidate.http.post(f"{DASH}/calibration/ttt-reflection", data={**grades, "_xsrf": xsrf})
+    rubric = calibration.load_sets()["m1-reflection"]
+    form = dashboard(candidate, "calibration/m1-reflection").text
+    shown = calibration.draw(rubric, candidate.name, 1, 5)
+    assert "1번째 기회예요 (모두 2번)" in form and all(s.answer in html.unescape(form) for s in shown)
+    assert "문제 4 루브릭 (3점)" in form and not any(s.note in html.unescape(form) for s in shown)
+    others = [s for s in rubric.samples if s not in shown]
+    assert not any(s.answer in html.unescape(form) for s in others)  # only this attempt's answers
+    xsrf = xsrf_of(form)
+    strict = {name: "0" for name in masters(rubric, shown)}  # a candidate who gives no point at all
+    first = calibration.field_name(shown[0], rubric.criteria[0])
+    incomplete = candidate.http.post(f"{DASH}/calibration/m1-reflection",
+                                     data={**strict, first: "", "_xsrf": xsrf})
+    assert incomplete.status_code == 400 and "빠진 답안: 1번" in incomplete.text
+    assert incomplete.text.count("checked") == len(strict) - 1  # nothing the candidate chose is lost
+    assert Store.of(cohort.settings).calibration_attempts(candidate.name) == []  # a refused form uses no attempt
+
+    done = candidate.http.post(f"{DASH}/calibration/m1-reflection", data={**strict, "_xsrf": xsrf})
     assert done.status_code == 200, done.text
-    expected = calibration.cohen_kappa([1 if s.id == "s1" else s.master for s in rubric.samples],
-                                       [s.master for s in rubric.samples], rubric.scores)
-    assert f"{expected:.2f}" in done.text and "예시 8개" in done.text
-    # only the agreement figure: no master grade or master's note per sample (kappa = 1 on the next try)
-    assert "마스터 점수" not in done.text.replace("마스터 점수는 보여 드리지 않아요", "")
-    assert not any(s.note and s.note in done.text for s in rubric.samples)
-    assert calibration_kappa(cohort.settings, candidate.name) == pytest.approx(expected)
-    no_xsrf = candidate.http.post(f"{DASH}/calibration/ttt-reflection", data=grades)
+    assert 'id="kappa">0.00<' in done.text and "남은 기회: 1번" in done.text
+    assert "박하게" in done.text and "「" in done.text.split('id="drift"')[1]
+    page = html.unescape(done.text)  # only the figure and the drifting criteria: no answer, grade or note
+    assert not any(s.answer in page or s.note in page for s in rubric.samples)
+    assert "마스터 점수" not in page.replace("마스터 점수는 보여 드리지 않아요", "")
+    assert [a.attempt for a in Store.of(cohort.settings).calibration_attempts(candidate.name)] == [1]
+    assert any("가장 높은 값 0.00, 남은 기회 1번" in m for m in instructor_missing(cohort, candidate.name))
+    replay = candidate.http.post(f"{DASH}/calibration/m1-reflection", data={**strict, "_xsrf": xsrf})
+    assert replay.status_code == 400 and "빠진 답안" in replay.text  # attempt 2 shows other answers
+
+    second_form = dashboard(candidate, "calibration/m1-reflection").text
+    assert "2번째 기회예요" in second_form
+    second = calibration.draw(rubric, candidate.name, 2, 5, seen={s.id for s in shown})
+    assert {s.id for s in second} != {s.id for s in shown}
+    exact = candidate.http.post(f"{DASH}/calibration/m1-reflection",
+                                data={**{k: str(v) for k, v in masters(rubric, second).items()}, "_xsrf": xsrf})
+    assert exact.status_code == 200 and 'id="kappa">1.00<' in exact.text and "기회를 모두 썼어요" in exact.text
+    assert not any("채점 맞추기" in m for m in instructor_missing(cohort, candidate.name))  # the best attempt counts
+
+    used_up = dashboard(candidate, "calibration/m1-reflection")
+    assert used_up.status_code == 403 and "기회(2번)를 모두 썼어요" in used_up.text
+    again = candidate.http.post(f"{DASH}/calibration/m1-reflection", data={**strict, "_xsrf": xsrf})
+    assert again.status_code == 403 and len(Store.of(cohort.settings).calibration_attempts(candidate.name)) == 2
+    no_xsrf = candidate.http.post(f"{DASH}/calibration/m1-reflection", data=strict)
     assert no_xsrf.status_code == 403
     overview = dashboard(users("ttt_trainer"), "calibration").text
-    assert "한가람" in overview and f"{expected:.2f}" in overview
+    row = row_of(overview, candidate.name)
+    assert "한가람" in row and "1.00" in row and "2/2" in row
 
 
 @pytest.mark.slow
@@ -356,3 +459,60 @@ def test_issue_and_revoke_in_the_browser(cohort, users):
         finally:
             browser.close()
     assert dialogs == []  # the <script> in a learner's name never ran
+
+
+@pytest.mark.slow
+def test_an_observed_teachback_recorded_by_the_trainer_certifies_and_survives_a_restart(cohort, users):
+    """Runs after the calibration test (the candidate's kappa is 1.00 by then) and last: it restarts the hub."""
+    trainer, candidate = users("ttt_trainer"), users("candidate")
+    login = candidate.name
+    assert instructor_missing(cohort, login) == [
+        "시범 강의 관찰 기록이 없어요: 트레이너가 시범 강의를 보고 대시보드에 적어야 해요"]
+    course_page = dashboard(trainer, "courses/ttt").text
+    assert "아직 기록이 없어요" in row_of(course_page.split('id="teachback"')[1], login)
+    confirm = dashboard(trainer, f"courses/ttt/certify?action=issue&login={login}&level=instructor")
+    refused = trainer.http.post(f"{DASH}/courses/ttt/certify",
+                                params={"action": "issue", "login": login, "level": "instructor"},
+                                data={"_xsrf": xsrf_of(confirm.text)})
+    assert refused.status_code == 400 and "시범 강의 관찰 기록이 없어요" in refused.text
+    assert Store.of(cohort.settings).certificates(login) == []
+
+    # the candidate cannot record their own teach-back
+    path = f"courses/ttt/teachback?login={login}"
+    assert dashboard(candidate, path).status_code == 403
+    # the dashboard's own XSRF cookie (from the calibration forms): the refusal is the role check's, not XSRF's
+    own_xsrf = next(c.value for c in candidate.http.cookies.jar if c.name == "_xsrf" and "/hub" not in c.path)
+    forged = candidate.http.post(f"{DASH}/{path}", data={
+        "session_date": "2026-11-30", "attended": "yes", "item-goal": "on", "item-practice": "on",
+        "item-check": "on", "_xsrf": own_xsrf})
+    assert forged.status_code == 403 and "트레이너와 관리자만" in forged.text
+    assert Store.of(cohort.settings).teachback(login, "ttt") is None
+
+    form = dashboard(trainer, path)
+    assert form.status_code == 200 and "설명이나 예를 요구하는 확인 질문을 했어요" in form.text
+    xsrf = xsrf_of(form.text)
+    future = trainer.http.post(f"{DASH}/{path}", data={"session_date": "2999-01-01", "attended": "yes", "_xsrf": xsrf})
+    assert future.status_code == 400 and "아직 오지 않은 날짜예요" in future.text
+    absent = trainer.http.post(f"{DASH}/{path}", data={"session_date": "2026-11-23", "attended": "no", "_xsrf": xsrf})
+    assert absent.status_code == 200 and "시범 강의 기록을 저장했어요" in absent.text
+    assert instructor_missing(cohort, login) == ["시범 강의(2026-11-23)에 출석하지 않았어요"]
+    done = trainer.http.post(f"{DASH}/{path}", data={
+        "session_date": "2026-11-30", "attended": "yes", "item-goal": "on", "item-check": "on",
+        "note": "<b>확인 질문</b>이 좋았어요. 다음에는 시범을 더 짧게 해 봐요.", "_xsrf": xsrf})
+    assert done.status_code == 200 and "시범 강의 기록을 저장했어요" in done.text
+    assert "2/3개" in row_of(done.text.split('id="teachback"')[1], login)
+    record = Store.of(cohort.settings).teachback(login, "ttt")
+    assert (record.session_date, record.attended, record.checked, record.recorded_by) == (
+        "2026-11-30", True, ("goal", "check"), trainer.name)
+    assert instructor_missing(cohort, login) == []
+
+    stop_hub(cohort)  # the record is the lab's, not the dashboard process's
+    start_hub(cohort)
+    page = dashboard(trainer, "courses/ttt")
+    assert page.status_code == 200 and "2/3개" in row_of(page.text.split('id="teachback"')[1], login)
+    confirm = dashboard(trainer, f"courses/ttt/certify?action=issue&login={login}&level=instructor")
+    issued = trainer.http.post(f"{DASH}/courses/ttt/certify",
+                               params={"action": "issue", "login": login, "level": "instructor"},
+                               data={"_xsrf": xsrf_of(confirm.text)})
+    assert issued.status_code == 200 and "발급했어요" in issued.text
+    assert [c.level for c in Store.of(cohort.settings).certificates(login)] == ["instructor"]

@@ -81,10 +81,10 @@ def _calibration_missing(minimum: float, standings: list[CalibrationStanding]) -
     missing = []
     for st in standings:
         if st.best is None:
-            missing.append(f"채점 맞추기 「{st.title}」를 아직 하지 않았어요 (기회 {st.allowed}번)")
+            missing.append(f"채점 맞추기를 아직 하지 않았어요: {st.title} (기회 {st.allowed}번)")
         elif st.best < minimum:
             left = f"남은 기회 {st.left}번" if st.left else "남은 기회가 없어요: 트레이너와 이야기해 주세요"
-            missing.append(f"채점 맞추기 「{st.title}」 일치도(카파)가 {minimum:g}보다 낮아요 "
+            missing.append(f"채점 맞추기 일치도(카파)가 {minimum:g}보다 낮아요: {st.title} "
                            f"(가장 높은 값 {st.best:.2f}, {left})")
     return missing
 

@@ -126,26 +126,22 @@ def load_sets(folder: Path = CALIBRATION_DIR) -> dict[str, RubricSet]:
 def draw(rubric: RubricSet, login: str, attempt: int, size: int, seen: Collection[str] = ()) -> list[Sample]:
     """The samples of one attempt: the same for the same candidate and attempt, others for the next one.
 
-    Samples are grouped by their master total and taken in turns from each group (so every level of the
-    scale appears), unseen ones (not in *seen*) first within a group; the result is shuffled.
+    One sample of every master total comes first (so the whole scale appears), then the rest, answers
+    not in *seen* before those already shown; the result is shuffled.
     """
-    digest = hashlib.sha256(f"{rubric.id}|{login}|{attempt}".encode()).digest()
-    rng = random.Random(digest)
+    rng = random.Random(hashlib.sha256(f"{rubric.id}|{login}|{attempt}".encode()).digest())
+
+    def fresh_first(samples: list[Sample]) -> list[Sample]:
+        samples = samples[:]
+        rng.shuffle(samples)
+        return sorted(samples, key=lambda s: s.id in seen)  # stable: shuffled within unseen and seen
+
     groups: dict[int, list[Sample]] = {}
     for sample in rubric.samples:
         groups.setdefault(sample.total(), []).append(sample)
-    queues = []
-    for total in sorted(groups):
-        group = groups[total][:]
-        rng.shuffle(group)
-        group.sort(key=lambda s: s.id in seen)  # stable: the shuffled order within seen / unseen
-        queues.append(group)
-    rng.shuffle(queues)
-    chosen: list[Sample] = []
-    while len(chosen) < min(size, len(rubric.samples)):
-        for queue in queues:
-            if queue and len(chosen) < size:
-                chosen.append(queue.pop(0))
+    ordered = [fresh_first(groups[total]) for total in sorted(groups)]
+    chosen = [group[0] for group in ordered][:size]
+    chosen += fresh_first([s for group in ordered for s in group[1:]])[:size - len(chosen)]
     rng.shuffle(chosen)
     return chosen
 
