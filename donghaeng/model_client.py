@@ -43,6 +43,7 @@ __all__ = [
     "ModelUnavailable",
     "PromptTooLong",
     "ServiceClient",
+    "TokenizeUnsupported",
     "Token",
     "TokenProb",
     "get_client",
@@ -70,6 +71,7 @@ MSG_SERVICE_DOWN = "언어 모델 서비스에 연결하지 못했어요. 잠시
 MSG_SERVICE_AUTH = "언어 모델 서비스에 들어갈 권한이 없어요. 페이지를 새로 고친 뒤 다시 해 보세요."
 MSG_SERVICE_SLOW = "언어 모델 서비스가 너무 오래 답하지 않아요. 잠시 후 다시 시도해 주세요."
 MSG_BUSY = "모델이 지금 다른 요청을 처리하느라 바빠요. 잠시 후 다시 시도해 주세요."
+MSG_NO_TOKENIZE = "이 모델은 글을 토큰으로 나눠 보여 주지 않아요. 강사님께 알려 주세요."
 MSG_NO_CHAT = (
     "이 실습실의 모델은 대화형이 아니라서 대화하기를 할 수 없어요. '그대로 이어 쓰기'로 글의 첫머리를 주고 "
     "이어 쓰게 해 보세요."
@@ -129,6 +131,12 @@ class PromptTooLong(ModelError):
                     "글을 줄여서 다시 해 보세요."
                 )
         super().__init__(message)
+
+
+class TokenizeUnsupported(ModelError):
+    """The model's server cannot tokenize (an external OpenAI-compatible server without /tokenize)."""
+
+    default_message = MSG_NO_TOKENIZE
 
 
 @dataclass(frozen=True)
@@ -677,6 +685,8 @@ class ServiceClient(ModelClient):
             return ModelBusy(MSG_BUSY)
         if status in (401, 403):
             return ModelUnavailable(MSG_SERVICE_AUTH)
+        if status == 501 and '"tokenize_unsupported"' in body:
+            return TokenizeUnsupported()
         if status == 400 and '"completion_only"' in body:  # the lab service: this model does not chat
             return ModelError(MSG_NO_CHAT)
         low = str(detail).lower()

@@ -1,4 +1,10 @@
-"""The prompt playground widget, driven like a learner would (typing, sliders, button clicks)."""
+"""The prompt playground widget, driven like a learner would (typing, picking, button clicks).
+
+Fast tests use a deterministic stand-in client; the slow tests at the end run the playground against
+the lab's real model service: the packaged base Gemma 3 270M in llama-server, and a chat model
+(an OpenAI-compatible llama-server with Gemma's chat template) behind the service as an
+``engine = "openai"`` entry.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from donghaeng.answers import load_answer
 from donghaeng.model_client import Token
 from donghaeng.widgets.playground import (
     HISTORY_LIMIT,
+    MSG_AB_TEMPERATURE,
     MSG_ALREADY_SAVED,
     MSG_B_SKIPPED,
     MSG_DONE,
@@ -22,16 +29,25 @@ from donghaeng.widgets.playground import (
     MSG_EMPTY_ANSWER,
     MSG_EMPTY_TASK,
     MSG_EMPTY_TASK_B,
+    MSG_EMPTY_TEXT,
     MSG_NO_MODEL,
     MSG_SAVE_EMPTY,
+    MSG_SAVE_EMPTY_TEXT,
     MSG_SAVE_FAILED,
     MSG_SAVED,
     MSG_UNEXPECTED,
     PromptPlayground,
+    build_message,
     build_prompt,
     missing_parts,
-    prompt_playground,
+    model_kind_box,
 )
+from donghaeng.widgets.playground import prompt_playground as any_playground
+
+
+def prompt_playground(*args, mode: str = "task", **kwargs) -> PromptPlayground:
+    """The playground in the 작업 틀 mode, which most tests below drive."""
+    return any_playground(*args, mode=mode, **kwargs)
 
 
 # --- a deterministic stand-in for donghaeng.model_client ---------------------------------------
@@ -56,7 +72,8 @@ class FakeClient:
 
     def __init__(self, pieces=("안녕", "하세요", "! 반가", "워요."), *, context_length: int = 400,
                  fail: Exception | None = None, fail_after: int = 0, tokenize_fail: Exception | None = None,
-                 on_piece: Callable[[int], None] | None = None) -> None:
+                 on_piece: Callable[[int], None] | None = None, kind: str = "base") -> None:
+        self.kind = kind
         self.pieces = list(pieces)
         self.context_length = context_length
         self.fail = fail
@@ -73,6 +90,14 @@ class FakeClient:
     def complete(self, prompt, *, temperature=0.7, top_p=0.95, max_tokens=64, stop=None) -> Iterator[str]:
         self.calls.append({"prompt": prompt, "temperature": temperature, "top_p": top_p,
                            "max_tokens": max_tokens, "stop": stop})
+        return self._pieces(prompt)
+
+    def chat(self, messages, *, temperature=0.7, top_p=0.95, max_tokens=64) -> Iterator[str]:
+        self.calls.append({"messages": messages, "temperature": temperature, "top_p": top_p,
+                           "max_tokens": max_tokens})
+        return self._pieces(messages[-1]["content"])
+
+    def _pieces(self, prompt: str) -> Iterator[str]:
         pieces = self.pieces
         if "B안" in prompt:
             pieces = [" B", "의 ", "답"]
@@ -126,22 +151,21 @@ def test_preview_follows_typing_without_touching_the_model() -> None:
     assert "답:" in preview
 
 
-def test_default_client_is_only_created_on_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_client_is_used_only_on_run(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[FakeClient] = []
 
     def factory() -> FakeClient:
-        made.append(FakeClient())
-        return made[-1]
+        if not made:
+            made.append(FakeClient())
+        return made[0]  # the lab's client is one per kernel
 
     monkeypatch.setattr(model_client, "get_client", factory)
     w = prompt_playground()
     fill(w)
     w.temperature.value = 0.3
-    assert made == []
+    assert made[0].calls == []  # asked what kind of model it is, nothing generated
     w.run_button.click()
     assert len(made) == 1 and len(made[0].calls) == 1
-    w.run_button.click()
-    assert len(made) == 1  # created once, then reused
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -257,23 +281,31 @@ def test_reload_an_earlier_attempt() -> None:
     assert "1번 시도" in w.message
 
 
-def test_ab_comparison_shows_two_answers_side_by_side() -> None:
+def test_ab_comparison_shows_two_answers_side_by_side_at_temperature_zero() -> None:
     client = FakeClient()
     w = prompt_playground(client=client)
     fill(w)
+    w.temperature.value = 1.2
     assert w.fields_b.box.layout.display == "none"
     w.ab_toggle.value = True
     assert w.fields_b.box.layout.display != "none"
     assert w.fields_b.task.value == w.fields_a.task.value  # B starts as a copy of A
+    assert w.temperature.disabled and MSG_AB_TEMPERATURE in html.unescape(w.ab_note.value)
     w.fields_b.context.value = "B안: 사장님께 보내요."
     w.run_button.click()
 
     assert [c["prompt"] for c in client.calls] == [w.fields_a.prompt, w.fields_b.prompt]  # A, then B
+    assert [c["temperature"] for c in client.calls] == [0.0, 0.0]  # the prompts differ, not the dice
+    assert "온도 0 " in w.history_select.options[0][0]
     assert w.fields_a.answer == "안녕하세요! 반가워요."
     assert w.fields_b.answer == " B의 답"
     assert "반가워요" in w.fields_a.output.value and "B의 답" in w.fields_b.output.value
     assert w.message == MSG_DONE_AB
     assert [a.label for a in w.history] == ["B", "A"]
+    w.ab_toggle.value = False  # back to one prompt: the learner's temperature again
+    assert not w.temperature.disabled and w.ab_note.value == ""
+    w.run_button.click()
+    assert client.calls[-1]["temperature"] == pytest.approx(1.2)
     # Both columns sit in one row.
     row = next(c for c in w.children if isinstance(c, widgets.HBox) and w.fields_a.box in c.children)
     assert w.fields_b.box in row.children
@@ -454,14 +486,15 @@ def test_every_control_is_labelled() -> None:
     w = prompt_playground(client=FakeClient(), question_id="m3.prompt")
     controls = [c for c in all_widgets(w) if isinstance(c, (widgets.Button, widgets.Textarea, widgets.Checkbox,
                                                              widgets.BoundedFloatText, widgets.BoundedIntText,
-                                                             widgets.Select))]
+                                                             widgets.Select, widgets.RadioButtons,
+                                                             widgets.Dropdown))]
     assert len(controls) >= 14
     for c in controls:
         assert c.description.strip(), c
         assert c.tooltip, c
     descriptions = {c.description for c in controls}
     assert {"작업", "맥락", "참고 자료", "온도", "후보 범위", "최대 토큰", "실행하기", "이 시도 다시 불러오기",
-            "이 프롬프트를 답으로 저장", "지난 시도"} <= descriptions
+            "이 프롬프트를 답으로 저장", "지난 시도", "시작 글", "보내는 방식"} <= descriptions
     text = " ".join(c.value for c in all_widgets(w) if isinstance(c, widgets.HTML))
     assert "평가" in text and "반복" in text
     assert w.temperature.min == 0 and w.temperature.max == 1.5
@@ -504,3 +537,229 @@ def test_playground_requests_are_accepted_by_the_model_service():
                        models=["gemma3-270m"], default_model="gemma3-270m", max_tokens_limit=2048,
                        default_max_tokens=256)
     assert request.max_tokens == 256
+
+
+# --- the three ways of sending a prompt ---------------------------------------------------------
+BEGINNINGS = ["대한민국의 수도는", "영어: Thank you\n한국어: 고맙습니다\n영어: Good morning\n한국어:"]
+
+
+def test_a_base_model_continues_the_text_as_it_is_by_default() -> None:
+    client = FakeClient()
+    w = any_playground(client=client)
+    assert w.mode == "raw" and [label for label, _m in w.mode_select.options] == ["그대로 이어 쓰기", "작업 틀에 넣기"]
+    assert w.fields_a.raw_fields.layout.display is None and w.fields_a.framework_fields.layout.display == "none"
+    w.run_button.click()
+    assert w.message == MSG_EMPTY_TEXT and client.calls == []
+    w.fields_a.text.value = "오늘 점심 메뉴는 "
+    assert "오늘 점심 메뉴는" in w.fields_a.preview.value and "답:" not in w.fields_a.preview.value
+    w.run_button.click()
+    (call,) = client.calls
+    assert call["prompt"] == "오늘 점심 메뉴는 "  # as written: no 작업/답 frame, trailing space kept
+    assert call["stop"] is None
+    assert w.message == MSG_DONE and w.history[0].mode == "raw"
+    assert "그대로 이어 쓰기" in w.history_select.options[0][0]
+
+
+def test_prefilled_beginnings_are_picked_from_a_list() -> None:
+    client = FakeClient()
+    w = any_playground(client=client, beginnings=BEGINNINGS)
+    assert w.fields_a.text.value == BEGINNINGS[0]  # ready to run without typing
+    assert [value for _label, value in w.fields_a.pick.options] == BEGINNINGS
+    w.fields_a.pick.value = BEGINNINGS[1]
+    assert w.fields_a.text.value == BEGINNINGS[1]
+    w.run_button.click()
+    assert client.calls[0]["prompt"] == BEGINNINGS[1]
+    given = any_playground(client=client, beginnings=BEGINNINGS, text="내가 쓴 첫머리")
+    assert given.fields_a.text.value == "내가 쓴 첫머리"
+
+
+def test_switching_modes_keeps_what_was_written() -> None:
+    client = FakeClient()
+    w = any_playground(client=client)
+    w.fields_a.text.value = "회의 자료는 메일로"
+    w.mode_select.value = "task"
+    assert w.fields_a.raw_fields.layout.display == "none" and w.fields_a.framework_fields.layout.display is None
+    assert "'작업: … 답:' 틀" in html.unescape(w.mode_help.value)
+    fill(w)
+    w.run_button.click()
+    assert client.calls[-1]["prompt"].endswith("\n답:") and client.calls[-1]["stop"]
+    w.mode_select.value = "raw"
+    assert w.fields_a.text.value == "회의 자료는 메일로"
+    w.history_select.value = 1
+    w.reload_button.click()  # the attempt comes back in its own mode
+    assert w.mode == "task" and w.fields_a.task.value == "회의 일정을 알리는 문자를 써 주세요."
+
+
+def test_chat_is_offered_only_for_a_chat_model() -> None:
+    base = any_playground(client=FakeClient(), mode="chat")  # a notebook asking for chat on a base model
+    assert base.mode == "raw" and "chat" not in base.modes
+    chat_client = FakeClient(kind="chat")
+    w = any_playground(client=chat_client)
+    assert w.mode == "chat" and [label for label, _m in w.mode_select.options] == [
+        "그대로 이어 쓰기", "작업 틀에 넣기", "대화하기"]
+    fill(w, references="예) 내일 10시에 만나요.")
+    assert "답:" not in w.fields_a.preview.value
+    w.run_button.click()
+    (call,) = chat_client.calls
+    assert call["messages"] == [{"role": "user", "content": build_message(
+        "회의 일정을 알리는 문자를 써 주세요.", "팀원 다섯 명에게 보내요.", "예) 내일 10시에 만나요.")}]
+    assert call["messages"][0]["content"] == (
+        "작업: 회의 일정을 알리는 문자를 써 주세요.\n맥락: 팀원 다섯 명에게 보내요.\n참고: 예) 내일 10시에 만나요.")
+    assert w.fields_a.answer == "안녕하세요! 반가워요." and w.message == MSG_DONE
+
+
+def test_a_graded_playground_starts_with_the_framework_and_saves_its_mode(in_tmp: Path) -> None:
+    w = any_playground(client=FakeClient(), question_id="m2.try")
+    assert w.mode == "task"  # rubrics grade the 작업·맥락·참고 parts
+    w.mode_select.value = "raw"
+    w.save_button.click()
+    assert w.message == MSG_SAVE_EMPTY_TEXT
+    w.fields_a.text.value = "안녕하세요, 고객님. 이번 주"
+    w.save_button.click()
+    saved = load_answer("m2.try")
+    assert (saved["mode"], saved["text"], saved["prompt"]) == ("raw", "안녕하세요, 고객님. 이번 주", "안녕하세요, 고객님. 이번 주")
+    again = any_playground(client=FakeClient(), question_id="m2.try")
+    assert again.mode == "raw" and again.fields_a.text.value == "안녕하세요, 고객님. 이번 주"
+    chat = any_playground(client=FakeClient(kind="chat"), question_id="m2.chat")
+    assert chat.mode == "chat"
+
+
+def test_a_model_that_cannot_count_tokens_still_runs() -> None:
+    real = pytest.importorskip("donghaeng.model_client")
+    client = FakeClient(kind="chat", tokenize_fail=real.TokenizeUnsupported())
+    w = any_playground(client=client)
+    fill(w)
+    assert w.run() is True and w.fields_a.answer == "안녕하세요! 반가워요."
+
+
+def test_the_model_kind_box_follows_the_configured_model() -> None:
+    base = model_kind_box(FakeClient())
+    chat = model_kind_box(FakeClient(kind="chat"))
+    for box in (base, chat):
+        bundle = box._repr_mimebundle_()
+        assert "이 실습실의 모델은 어떤 모델일까요?" in bundle["text/html"] and 'role="note"' in bundle["text/html"]
+        assert "이 실습실의 모델은 어떤 모델일까요?" in bundle["text/plain"]
+    assert "작은 기본 모델" in base.html() and "대한민국의 수도는" in base.html() and "그대로 이어 쓰기" in base.html()
+    assert "대화형 모델</b>을 연결해" in chat.html() and "대화하기" in chat.html()
+    assert "작은 기본 모델" in base.text() and "대화형 모델" in chat.text()
+    assert model_kind_box(ExplodingClient()).kind == "base"  # an unknown model is treated as a base model
+
+
+# --- against the real model service: the packaged base model, and a chat model -------------------
+@pytest.fixture(scope="module")
+def model_service(tmp_path_factory):
+    """The lab's model service in this process: the packaged GGUF in llama-server (base), and a second
+    llama-server with Gemma's chat template as an external OpenAI-compatible chat model."""
+    import asyncio
+    import os
+    import subprocess
+    import threading
+    import time
+
+    import httpx
+    from test_model_service import FakeHubAuth, _free_port
+    from tornado.httpserver import HTTPServer
+
+    from donghaeng.modelservice.app import ModelService, make_app
+    from donghaeng.modelservice.build import is_usable
+    from donghaeng.modelservice.config import ServiceConfig
+    from donghaeng.settings import PACKAGED_MODEL, ModelEntry
+    from donghaeng.settings import ModelService as ServiceSettings
+
+    binary = ServiceSettings().engine_binary
+    if not (PACKAGED_MODEL.is_file() and is_usable(binary)):
+        pytest.skip("needs the packaged model and llama-server (./lab up installs them)")
+    root = tmp_path_factory.mktemp("model-service")
+    chat_port, port = _free_port(), _free_port()
+    chat_log = (root / "chat-engine.log").open("wb")
+    chat_engine = subprocess.Popen(
+        [str(binary), "--model", str(PACKAGED_MODEL), "--host", "127.0.0.1", "--port", str(chat_port),
+         "--ctx-size", "2048", "--parallel", "1", "--threads", "2", "--no-webui", "--chat-template", "gemma"],
+        stdout=chat_log, stderr=subprocess.STDOUT, start_new_session=True)
+    cfg = ServiceConfig(
+        service=ServiceSettings(tokens_per_minute=1_000_000),
+        models=[ModelEntry(name="gemma3-270m", path=PACKAGED_MODEL, context_length=1024, parallel=2, threads=2),
+                ModelEntry(name="gemma3-270m-chat", engine="openai", url=f"http://127.0.0.1:{chat_port}/v1",
+                           context_length=2048, completion_only=False, parallel=1)],
+        state_dir=root / "state", port=port)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start():
+        svc = ModelService(cfg, hub_auth=FakeHubAuth())
+        server = HTTPServer(make_app(svc))
+        server.listen(port, "127.0.0.1")
+        await svc.start()
+        return svc, server
+
+    svc, server = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    base = f"http://127.0.0.1:{port}/services/model/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while httpx.get(f"{base[:-3]}/health", timeout=5, trust_env=False).status_code != 200:
+            assert time.monotonic() < deadline, "model service not ready"
+            assert chat_engine.poll() is None, (root / "chat-engine.log").read_text()[-2000:]
+            time.sleep(1)
+        yield base
+    finally:
+        async def stop():
+            server.stop()
+            await svc.stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        os.killpg(chat_engine.pid, 15)
+        chat_engine.wait(30)
+        chat_log.close()
+
+
+def service_client(base: str, model: str):
+    from donghaeng.model_client import ServiceClient
+
+    return ServiceClient(base, model=model, api_token="learner-token")
+
+
+@pytest.mark.slow
+def test_the_base_model_path_on_the_real_service(model_service: str) -> None:
+    from donghaeng.model_client import MSG_NO_CHAT, ModelError
+
+    client = service_client(model_service, "gemma3-270m")
+    assert client.kind == "base"
+    w = any_playground(client=client, beginnings=["대한민국의 수도는"])
+    assert w.mode == "raw" and "chat" not in w.modes
+    w.temperature.value = 0.0
+    w.max_tokens.value = 24
+    assert w.run() is True, w.message
+    # the text went as it is: the same greedy continuation as sending it straight to the model
+    direct = "".join(client.complete("대한민국의 수도는", temperature=0, max_tokens=24))
+    assert w.fields_a.answer == direct and direct.strip()
+    framed = "".join(client.complete(build_prompt("대한민국의 수도는"), temperature=0, max_tokens=24, stop=["\n작업:"]))
+    assert framed != direct  # the 작업 틀 is a different prompt to a base model
+
+    w.ab_toggle.value = True  # two equal prompts at a high temperature field: A/B runs greedy
+    w.temperature.value = 1.5
+    assert w.run() is True, w.message
+    assert w.fields_a.answer == w.fields_b.answer == direct
+
+    with pytest.raises(ModelError) as exc:  # the service refuses chat for a base model, in Korean
+        "".join(client.chat([{"role": "user", "content": "안녕하세요"}]))
+    assert str(exc.value) == MSG_NO_CHAT
+    assert "작은 기본 모델" in model_kind_box(client).html()
+
+
+@pytest.mark.slow
+def test_the_chat_model_path_on_the_real_service(model_service: str) -> None:
+    client = service_client(model_service, "gemma3-270m-chat")
+    assert client.kind == "chat"
+    pieces = list(client.chat([{"role": "user", "content": "인사말을 한 문장으로 써 주세요."}], temperature=0,
+                              max_tokens=24))
+    assert len(pieces) > 1 and "".join(pieces).strip()  # streamed piece by piece
+    w = any_playground(client=client)
+    assert w.mode == "chat"
+    fill(w)
+    w.max_tokens.value = 32
+    assert w.run() is True, w.message
+    assert w.fields_a.answer.strip() and w.history[0].mode == "chat"
+    assert "대화형 모델</b>을 연결해" in model_kind_box(client).html()

@@ -651,11 +651,13 @@ class PromptPlayground(LearnerWidget):
             n_tokens = len(client.tokenize(prompt))
             context_length = int(client.context_length)
         except Exception as e:
-            log.warning("tokenize failed: %r", e)
-            message = friendly_model_error(e)
-            fields.show_answer("", message)
-            return False, message, not _is_prompt_too_long(e)
-        if n_tokens + settings["max_tokens"] > context_length:
+            if "TokenizeUnsupported" not in _class_names(e):
+                log.warning("tokenize failed: %r", e)
+                message = friendly_model_error(e)
+                fields.show_answer("", message)
+                return False, message, not _is_prompt_too_long(e)
+            n_tokens, context_length = 0, 0  # no count: the service itself refuses a prompt that is too long
+        if context_length and n_tokens + settings["max_tokens"] > context_length:
             message = MSG_TOO_LONG.format(n=n_tokens, max_tokens=settings["max_tokens"], ctx=context_length)
             fields.show_answer("", message)
             return False, message, False
