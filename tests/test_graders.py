@@ -53,24 +53,26 @@ def test_answer_key_prompt_gets_every_point():
     assert all(line.passed for line in report.lines)
 
 
+FACTS_ONLY = "어버이날(5월 8일) 카네이션 예약은 5월 6일까지 가게 전화나 방문으로 받아요."
+SCENARIO = {"작업", "맥락", "사실: 무엇을", "사실: 언제까지, 어떻게"}
+
+
 @pytest.mark.parametrize(("answer", "lost", "words"), [
     (playground_answer("Write an Instagram post about carnations in three lines.",
-                       "Flower shop near the apartments, for parents in their 30s and 40s.", "Reserve by May 6."),
-     {"작업", "맥락", "읽는 사람·역할", "답의 형식", "조건", "한국어"}, "지금 한글 6%"),
-    (playground_answer("카네이션 문구", "꽃집이에요.", ""), {"작업", "맥락", "읽는 사람·역할", "조건", "길이"},
-     "15자 이상"),
-    (playground_answer("어버이날 카네이션 예약 문구를 세 줄로 써 주세요.",
-                       "아파트 단지 앞 꽃집이 30~40대 부모님 손님에게 알리는 글이에요.",
-                       "예약은 5월 6일까지, 문의는 김민지 010-2345-6789 로 꼭 넣어 주세요."),
+                       "Flower shop near the apartments, for parents in their 30s and 40s.",
+                       'Examples: "Thank you, mom and dad!" "Flowers for the best parents." Reserve by May 6.'),
+     SCENARIO | {"한국어"}, "지금 한글 6%"),
+    (playground_answer("카네이션 문구", "꽃집이에요.", ""), SCENARIO | {"예시 두 개(퓨샷)"}, "15자 이상"),
+    (playground_answer(FINAL["task"], FINAL["context"], FINAL["references"].replace("031-123-4567", "010-2345-6789")),
      {"개인정보 없음"}, "전화번호"),
-    (playground_answer("어버이날 카네이션 예약 문구를 세 줄로 써 주세요. " * 40,
-                       "아파트 단지 앞 꽃집이 30~40대 부모님 손님에게 알리는 글이에요.", "예약은 5월 6일까지 받아요."),
-     {"길이"}, "800자"),
-], ids=["english", "too-thin", "phone-number", "too-long"])
+    (playground_answer(FINAL["task"], FINAL["context"], FACTS_ONLY + ' 예시: "감사한 마음을 꽃 한 송이에 담아 드려요."'),
+     {"예시 두 개(퓨샷)"}, "(지금 1개)"),
+    ({**FINAL, "runs": 1}, {"평가하고 반복하기"}, "(지금 1번)"),
+], ids=["english", "too-thin", "mobile-number", "one-example", "one-run"])
 def test_rubric_gives_partial_points_and_says_what_is_missing(answer, lost, words):
     report = grade_prompt(answer, "m3-final-prompt")
     assert {name for name, points in earned(report).items() if points == 0} == lost
-    assert report.score == report.max_points - 0.5 * len(lost)
+    assert report.score == report.max_points - sum(line.points for line in report.lines if line.name in lost)
     assert words in report.text()
     for line in report.lines:  # one Korean line per criterion, whether earned or not
         assert any("가" <= ch <= "힣" for ch in line.feedback)
@@ -78,12 +80,44 @@ def test_rubric_gives_partial_points_and_says_what_is_missing(answer, lost, word
 
 def test_pii_in_any_form_the_privacy_module_knows_costs_the_privacy_point():
     base = "어버이날 카네이션 예약 문구를 세 줄로 써 주세요. 손님에게 5월 6일까지 예약을 꼭 받아요. "
-    for pii, name in (("900101-1234567", "주민등록번호"), ("minji@example.com", "이메일"), ("010.2345.6789", "전화번호")):
+    for pii, name in (("900101-1234567", "주민등록번호"), ("minji@example.com", "이메일"), ("010.2345.6789", "전화번호"),
+                      ("0505-123-4567", "전화번호")):
         report = grade_prompt(base + pii, "m3-final-prompt")
         privacy = next(line for line in report.lines if line.name == "개인정보 없음")
         assert privacy.earned == 0 and name in privacy.feedback, (pii, privacy)
-    clean = grade_prompt(base + "가게 전화로 문의해 주세요.", "m3-final-prompt")
-    assert next(line for line in clean.lines if line.name == "개인정보 없음").earned == 0.5
+    # a shop's landline is what its customers call: business information, not personal data
+    for clean in ("가게 전화로 문의해 주세요.", "가게 전화 031-123-4567", "본점 (02) 123-4567로 전화 주세요."):
+        privacy = next(line for line in grade_prompt(base + clean, "m3-final-prompt").lines if line.name == "개인정보 없음")
+        assert privacy.passed, (clean, privacy)
+
+
+SALAD = ("써 주세요 써줘 만들어 주세요 작성해 주세요 알려 주세요 부탁해요 꽃집 꽃방 아파트 부모님 단지 손님 카네이션 "
+         "어버이날 5월 8일 예약 5월 6일 6일까지 전화 방문 예시 SNS 문구 세 줄 꼭 반드시")
+BAKERY = playground_answer("소금빵 홍보 문구를 3줄로 써 주세요.", "회사가 많은 동네의 작은 빵집이에요. 퇴근길 직장인 손님이 많아요.",
+                           '지난달 반응이 좋았던 글: "갓 구운 소금빵, 퇴근길에 만나요"')
+
+
+@pytest.mark.parametrize(("answer", "at_most"), [
+    (playground_answer(SALAD, SALAD, SALAD), 1.0),  # the rubric's words strung together, run twice
+    (playground_answer(SALAD[:40], SALAD[40:90], SALAD[90:]), 1.0),  # the same words cut into three boxes
+    (BAKERY, 1.5),  # the notebook's own example (another shop, one example) copied
+], ids=["salad", "salad-in-pieces", "copied-example"])
+def test_a_keyword_salad_or_a_copied_example_fails(answer, at_most):
+    report = grade_prompt(answer, "m3-final-prompt")
+    assert report.score <= at_most < report.max_points / 2, report.text()
+    assert not earned(report)["예시 두 개(퓨샷)"] and not earned(report)["사실: 무엇을"]
+
+
+def test_a_good_few_shot_prompt_with_the_shop_landline_gets_every_point():
+    """The method m3 teaches for a base model: two example posts, the scenario's facts in sentences."""
+    answer = playground_answer(
+        "봄날꽃방의 어버이날 카네이션 예약 안내 글을 이어 써 주세요.",
+        "우리 가게는 아파트 단지 앞 작은 꽃집이고, 단골손님은 대부분 초등학생 자녀를 둔 부모님이에요.",
+        "지난해 손님들이 좋아한 글이에요.\n“부모님께 드리는 첫 카네이션, 봄날꽃방이 곱게 묶어 드려요.”\n"
+        "“올해 어버이날에는 마음을 꽃으로 전해 보세요. 예쁜 바구니도 준비했어요.”\n"
+        "꼭 넣을 내용: 어버이날(5월 8일) 카네이션 예약은 5월 6일까지 받아요. 전화(031-123-4567)나 방문으로 예약해요.")
+    report = grade_prompt(answer, "m3-final-prompt")
+    assert report.score == report.max_points, report.text()
 
 
 @pytest.mark.parametrize("answer", [None, "", "   ", {}, {"task": " ", "prompt": ""}, 42])
@@ -131,6 +165,10 @@ missing = "작업을 써 주세요."
     ('title = "기준"\n' + GOOD_CRITERION.replace('ok = "좋아요."', 'ok = "{score}점"'), ["criteria.0.ok", "모르는 자리표시"]),
     ('title = "기준"\n' + GOOD_CRITERION + 'pii_kinds = ["name"]\n', ["criteria.0.pii_kinds", "모르는 개인정보 종류"]),
     ('title = "기준"\n' + GOOD_CRITERION * 2, ["criteria", "id가 겹쳐요"]),
+    ('title = "기준"\n' + GOOD_CRITERION.replace('check = "cues"', 'check = "facts"'), ["criteria.0", "'facts' 값이 꼭"]),
+    ('title = "기준"\n' + GOOD_CRITERION + 'facts = [["5월 6일"], []]\n', ["criteria.0", "facts의 묶음마다"]),
+    ('title = "기준"\n' + GOOD_CRITERION.replace('check = "cues"', 'check = "length"\nmin_chars = 1\nmax_chars = 9')
+     + "in_sentences = true\n", ["criteria.0", "in_sentences는"]),
     (GOOD_CRITERION, ["'title'", "꼭 있어야"]),
     ('title = "기준"\n[[criteria]\nid = 1', ["TOML 문법"]),
 ])
@@ -175,8 +213,8 @@ def run_cell(source: str, folder: Path) -> tuple[object, str]:
 
 @pytest.mark.parametrize(("answer", "expected"), [
     (FINAL, 4.0),
-    (playground_answer("카네이션 문구를 써 주세요", "꽃집이에요.", ""), 2.0),
-    (playground_answer("Write a post.", "", ""), 0.5),
+    (playground_answer("카네이션 문구를 써 주세요", "꽃집이에요.", ""), 1.5),
+    (playground_answer("Write a post.", "", ""), 0.75),
 ])
 def test_m3_prompt_cell_gives_partial_credit_from_the_rubric(tmp_path, answer, expected):
     cell = next(c for c in nbformat.read(M3, 4).cells if c.metadata.get("nbgrader", {}).get("grade_id") == "m3-q4-test")
@@ -270,7 +308,7 @@ def test_nbgrader_stores_the_partial_points_and_shows_the_korean_lines(tmp_path)
     submissions = {
         "full": ({"p.prompt": FINAL, "p.q1": "나", "p.marks": [True, False, True, True]}, 4 + 2),
         "partial": ({"p.prompt": playground_answer("카네이션 문구를 써 주세요", "꽃집이에요.", ""), "p.q1": "가",
-                     "p.marks": [True, False, False, True]}, 2 + 0.75),
+                     "p.marks": [True, False, False, True]}, 1.5 + 0.75),
         "nothing": ({}, 0),
     }
     for student, (saved, _points) in submissions.items():
@@ -284,6 +322,6 @@ def test_nbgrader_stores_the_partial_points_and_shows_the_korean_lines(tmp_path)
         for student, (_saved, points) in submissions.items():
             assert gb.find_submission("p1", student).code_score == pytest.approx(points), student
     feedback = (root / "feedback" / "partial" / "p1" / "p1.html").read_text(encoding="utf-8")
-    assert "맥락 칸에 누가, 누구에게, 왜 쓰는지 15자 이상 써 주세요" in feedback
-    assert "합계: 2/4점" in feedback and "일부 맞았어요(3/4)" in feedback
+    assert "맥락 칸에 이 꽃집이 누구에게 왜 쓰는지 15자 이상의 문장으로 써 주세요" in feedback
+    assert "합계: 1.5/4점" in feedback and "일부 맞았어요(3/4)" in feedback
     assert MSG_NO_ANSWER in (root / "feedback" / "nothing" / "p1" / "p1.html").read_text(encoding="utf-8")
