@@ -80,7 +80,7 @@ def main() -> None:
     people = {f"l{i}": ("학습자", "learner", "ai-basics") for i in range(slots)}
     rows: dict[tuple[str, int], dict] = {}
     with running_lab(people, extra_settings=settings(folder, slots, args.threads)) as lab:
-        from donghaeng.hubconfig import internal_ports
+        from donghaeng.services import internal_ports
 
         base = f"http://127.0.0.1:{internal_ports(lab.settings)['model']}/services/model/v1"
         if not bench.wait_healthy(base, 600):

@@ -186,7 +186,7 @@ def main() -> None:
 
     people = {f"l{i}": ("학습자", "learner", "ai-basics") for i in range(max(learners))}
     with running_lab(people) as lab:
-        from donghaeng.hubconfig import internal_ports
+        from donghaeng.services import internal_ports
 
         base = f"http://127.0.0.1:{internal_ports(lab.settings)['model']}/services/model/v1"
         wait_healthy(base, 180)

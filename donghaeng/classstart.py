@@ -22,16 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 import httpx
-import typer
 from jupyterhub.utils import url_path_join, wait_for_http_server
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from traitlets import HasTraits, Integer
 
 from .services import managed_service, service_token
-from .settings import SETTINGS_ENV, Course, Settings, load_settings
+from .settings import Course, Settings, load_settings
 
 PREPARE_SERVICE = "class-prepare"
 CULLER_SERVICE = "idle-culler"
@@ -217,42 +215,6 @@ def course_learners(settings: Settings, course_id: str) -> list[str]:
 
     return [a.login for a in Cohort(Path(settings.paths.cohort_db)).accounts()
             if a.person.role == "learner" and course_id in a.person.courses]
-
-
-class_app = typer.Typer(help="수업 시작 준비 / Class start: servers ready before learners arrive.",
-                        no_args_is_help=True)
-
-
-@class_app.command("prepare")
-def class_prepare(
-    course: Annotated[str, typer.Option("--course", "-c", help="과정 아이디 / course id.")],
-    settings_path: Annotated[Optional[Path], typer.Option("--settings", "-s", envvar=SETTINGS_ENV)] = None,
-    concurrency: Annotated[Optional[int], typer.Option(
-        help="한 번에 켜는 실습실 수(기본: class_start.spawn_concurrency) / servers started at once.")] = None,
-) -> None:
-    """수업 전에 과정 학습자들의 실습실을 미리 켜요 / Start a course's learners' servers before class."""
-    from .cli import _settings, console, err
-
-    settings = _settings(settings_path)
-    try:
-        settings.course(course)
-    except KeyError as e:
-        err.print(f"[red]{e.args[0]}[/red]")
-        raise typer.Exit(2) from e
-    logins = course_learners(settings, course)
-    hub_api = settings.hub_api_url
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
-        task = progress.add_task("실습실 준비 / preparing servers", total=len(logins))
-        report = asyncio.run(prepare_servers(hub_api, prepare_token(settings), logins,
-                                             concurrency or settings.class_start.spawn_concurrency,
-                                             on_ready=lambda _: progress.advance(task)))
-    console.print(f"준비됨 {len(report.ready)}명 / ready {len(report.ready)}, "
-                  f"실패 {len(report.failed)}명 / failed {len(report.failed)}")
-    for login, why in report.failed.items():
-        err.print(f"[red]{login}: {why}[/red]")
-    if report.failed:
-        raise typer.Exit(1)
 
 
 # --- the class-prepare service: servers started before each scheduled class -------------------------

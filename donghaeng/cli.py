@@ -5,6 +5,7 @@ Every command wraps the real component: JupyterHub for ``up``, nbgrader's own ap
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -13,17 +14,17 @@ from pathlib import Path
 from typing import Annotated, Optional, TypeVar
 
 import httpx
+import jsonschema
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import classstart, k8s
 from .cohort import Cohort
 from .courses import CourseRunner, NbgraderError, StepResult
-from .classstart import class_app
 from .images import images_app
-from .k8s import k8s_app
 from .provision import ProvisionError, import_roster, prepare_lab
 from .roster import RosterError, read_roster
 from .settings import REPO_ROOT, SETTINGS_ENV, SPAWNER_ENV, Settings, SettingsError, load_settings
@@ -45,14 +46,71 @@ cert_app = typer.Typer(help="수료증 발급·취소·확인 / Certificates: st
                        no_args_is_help=True)
 app.add_typer(cert_app, name="cert")
 app.add_typer(images_app, name="images")
-app.add_typer(class_app, name="class")
-app.add_typer(k8s_app, name="k8s")
 
 SettingsOpt = Annotated[Optional[Path], typer.Option(
     "--settings", "-s", envvar=SETTINGS_ENV,
     help="설정 파일(lab.toml) 경로 / path of the settings file.")]
 CourseArg = Annotated[str, typer.Argument(help="과정 아이디 (예: ai-basics) / course id.")]
 AssignmentArg = Annotated[str, typer.Argument(help="과제 이름 (예: m1-first-steps) / assignment name.")]
+
+
+class_app = typer.Typer(help="수업 시작 준비 / Class start: servers ready before learners arrive.",
+                        no_args_is_help=True)
+app.add_typer(class_app, name="class")
+
+
+@class_app.command("prepare")
+def class_prepare(
+    course: Annotated[str, typer.Option("--course", "-c", help="과정 아이디 / course id.")],
+    settings_path: SettingsOpt = None,
+    concurrency: Annotated[Optional[int], typer.Option(
+        help="한 번에 켜는 실습실 수(기본: class_start.spawn_concurrency) / servers started at once.")] = None,
+) -> None:
+    """수업 전에 과정 학습자들의 실습실을 미리 켜요 / Start a course's learners' servers before class."""
+    settings = _settings(settings_path)
+    try:
+        settings.course(course)
+    except KeyError as e:
+        err.print(f"[red]{e.args[0]}[/red]")
+        raise typer.Exit(2) from e
+    logins = classstart.course_learners(settings, course)
+    hub_api = settings.hub_api_url
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("실습실 준비 / preparing servers", total=len(logins))
+        report = asyncio.run(classstart.prepare_servers(
+            hub_api, classstart.prepare_token(settings), logins, concurrency or settings.class_start.spawn_concurrency,
+            on_ready=lambda _: progress.advance(task)))
+    console.print(f"준비됨 {len(report.ready)}명 / ready {len(report.ready)}, "
+                  f"실패 {len(report.failed)}명 / failed {len(report.failed)}")
+    for login, why in report.failed.items():
+        err.print(f"[red]{login}: {why}[/red]")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+k8s_app = typer.Typer(help="쿠버네티스(Zero to JupyterHub) / Kubernetes via the z2jh chart.", no_args_is_help=True)
+app.add_typer(k8s_app, name="k8s")
+
+
+@k8s_app.command("values")
+def k8s_values(
+    output: Annotated[Path, typer.Option("--output", "-o", help="쓸 파일 / file to write.")] = Path("values.yaml"),
+    placeholders: Annotated[int, typer.Option(
+        min=0, help="수업 시작 몰림에 대비해 비워 두는 학습자 자리 수 / placeholder pods for class-start bursts.")] = 0,
+    settings_path: SettingsOpt = None,
+) -> None:
+    """lab.toml로 z2jh values.yaml을 만들고 차트 스키마로 검사해요 / Generate and validate z2jh values."""
+    generated = k8s.values(_settings(settings_path), placeholders)
+    try:
+        k8s.validate(generated)
+    except jsonschema.ValidationError as e:
+        where = ".".join(str(p) for p in e.absolute_path)
+        err.print(f"[red]차트 스키마에 맞지 않아요 / does not fit the chart's schema: {where}: {e.message}[/red]")
+        raise typer.Exit(1) from e
+    output.write_text(k8s.dump(generated), encoding="utf-8")
+    console.print(f"[green]만들었어요[/green]: {output}  (helm upgrade --install lab jupyterhub/jupyterhub "
+                  f"--values {output})")
 
 
 def _settings(path: Optional[Path]) -> Settings:

@@ -10,7 +10,7 @@ import shutil
 from . import classstart, database, metrics
 from .exchange import hub as exchange_hub
 from .roles import hub_roles
-from .services import LOOPBACK, managed_service, service_token, service_url
+from .services import LOOPBACK, internal_ports, managed_service, service_token, service_url
 from .settings import REPO_ROOT, Settings
 
 # What a learner's server token may do: nbgrader's JupyterHubAuthPlugin reads the user's own groups
@@ -34,16 +34,6 @@ def proxy_command() -> list[str]:
     if not found:
         raise RuntimeError("configurable-http-proxy가 없어요. `./lab up`으로 설치해 주세요.")
     return [found]
-
-
-def internal_ports(settings: Settings) -> dict[str, int]:
-    """Loopback ports next to the public one: hub API, proxy API, the lab's services, one per course grader."""
-    port = settings.lab.port
-    ports = {"hub": port + 1, "proxy_api": port + 2, "model": port + 3,
-             "dashboard": port + 4, "home": port + 5, "certificates": port + 6, "pool": port + 7,
-             "exchange": port + 8}
-    ports.update({course.id: port + 10 + i for i, course in enumerate(settings.courses)})
-    return ports
 
 
 def grader_services(settings: Settings) -> list[dict]:

@@ -9,17 +9,15 @@ chart's defaults, so :func:`validate` does the same.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import jsonschema
-import typer
 import yaml
 
 from .classstart import cull_every
 from .exchange.hub import URL_ENV
 from .roles import hub_roles
-from .settings import REPO_ROOT, SETTINGS_ENV, RoleLimits, Settings
+from .settings import REPO_ROOT, RoleLimits, Settings
 
 CHART_DIR = REPO_ROOT / "images" / "k8s"
 SCHEMA = CHART_DIR / "values.schema.yaml"
@@ -137,28 +135,3 @@ def role_limits_hook(limits: dict[str, dict]):
         spawner.mem_limit = _k8s_memory(lim.memory)
 
     return hook
-
-
-k8s_app = typer.Typer(help="쿠버네티스(Zero to JupyterHub) / Kubernetes via the z2jh chart.", no_args_is_help=True)
-
-
-@k8s_app.command("values")
-def k8s_values(
-    output: Annotated[Path, typer.Option("--output", "-o", help="쓸 파일 / file to write.")] = Path("values.yaml"),
-    placeholders: Annotated[int, typer.Option(
-        min=0, help="수업 시작 몰림에 대비해 비워 두는 학습자 자리 수 / placeholder pods for class-start bursts.")] = 0,
-    settings_path: Annotated[Optional[Path], typer.Option("--settings", "-s", envvar=SETTINGS_ENV)] = None,
-) -> None:
-    """lab.toml로 z2jh values.yaml을 만들고 차트 스키마로 검사해요 / Generate and validate z2jh values."""
-    from .cli import _settings, console, err
-
-    generated = values(_settings(settings_path), placeholders)
-    try:
-        validate(generated)
-    except jsonschema.ValidationError as e:
-        where = ".".join(str(p) for p in e.absolute_path)
-        err.print(f"[red]차트 스키마에 맞지 않아요 / does not fit the chart's schema: {where}: {e.message}[/red]")
-        raise typer.Exit(1) from e
-    output.write_text(dump(generated), encoding="utf-8")
-    console.print(f"[green]만들었어요[/green]: {output}  (helm upgrade --install lab jupyterhub/jupyterhub "
-                  f"--values {output})")

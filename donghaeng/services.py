@@ -10,6 +10,16 @@ from .settings import Settings
 LOOPBACK = "127.0.0.1"
 
 
+def internal_ports(settings: Settings) -> dict[str, int]:
+    """Loopback ports next to the public one: hub API, proxy API, the lab's services, one per course grader."""
+    port = settings.lab.port
+    ports = {"hub": port + 1, "proxy_api": port + 2, "model": port + 3,
+             "dashboard": port + 4, "home": port + 5, "certificates": port + 6, "pool": port + 7,
+             "exchange": port + 8}
+    ports.update({course.id: port + 10 + i for i, course in enumerate(settings.courses)})
+    return ports
+
+
 def service_url(host: str, port: int, path: str = "") -> str:
     return f"http://{host}:{port}{path}"
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from donghaeng.containers import DAEMON_DOWN, remove_learners
-from donghaeng.hubconfig import internal_ports
+from donghaeng.services import internal_ports
 from donghaeng.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import ARTIFACTS, Lab, running_lab, start_hub, stop_hub

@@ -245,7 +245,7 @@ def test_settings_default_catalogue_and_bad_entries(tmp_path):
 
 
 def test_roles_and_ports_register_the_service(tmp_path):
-    from donghaeng.hubconfig import internal_ports
+    from donghaeng.services import internal_ports
     from donghaeng.roles import hub_roles
 
     path = tmp_path / "lab.toml"
@@ -396,7 +396,7 @@ PEOPLE = {
 
 class ServiceLab:
     def __init__(self, lab: labharness.Lab, model: str = MODEL) -> None:
-        from donghaeng.hubconfig import internal_ports
+        from donghaeng.services import internal_ports
 
         self.lab = lab
         self.model = model  # the catalogue entry wait_ready watches

@@ -14,9 +14,10 @@ import json
 import os
 from pathlib import Path
 
-from tornado import ioloop, web
+from tornado import web
 from tornado.template import Template
 
+from .. import service_runtime
 from ..settings import Settings, load_settings
 from .credential import (SERIAL, Verification, credential_file, issuer_file, status_list_file,
                          verify_credential)
@@ -162,10 +163,8 @@ def make_app(settings: Settings, prefix: str = "/services/certificates/") -> web
 def main() -> None:
     settings = load_settings()
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/certificates/")
-    url = os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8006")
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
-    make_app(settings, prefix).listen(port, "127.0.0.1", max_body_size=MAX_BODY)
-    ioloop.IOLoop.current().start()
+    service_runtime.run("certificates", lambda: make_app(settings, prefix), max_body_size=MAX_BODY,
+                        default_port=8006)
 
 
 if __name__ == "__main__":

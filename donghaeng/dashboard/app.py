@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -36,9 +35,8 @@ from jupyterhub.services.auth import (
 )
 from markupsafe import Markup
 from tornado import web
-from tornado.httpserver import HTTPServer
 
-from .. import certification
+from .. import certification, service_runtime
 from ..metrics import GradingMetricsHandler
 from ..certification import CertificationError, Store, TeachBackRecord, load_policy
 from ..certification.store import CalibrationAttempt, now
@@ -432,19 +430,6 @@ def make_app(settings: Settings, hub_auth: HubOAuth | None = None) -> web.Applic
                            default_handler_class=NotFoundHandler, default_handler_args={"dash": dash})
 
 
-async def serve(settings: Settings) -> None:
-    url = httpx.URL(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8004"))
-    server = HTTPServer(make_app(settings), xheaders=True)
-    server.listen(url.port, url.host)
-    log.info("dashboard listening on %s", url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.stop()
-
-
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s dashboard] %(message)s")
-    asyncio.run(serve(load_settings()))
+    settings = load_settings()
+    service_runtime.run("dashboard", lambda: make_app(settings), xheaders=True, default_port=8004)

@@ -27,14 +27,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpserver import HTTPServer
-from tornado.ioloop import IOLoop
 
+from .. import service_runtime
 from .archive import ArchiveRefused, Limits
 from .config import ServiceConfig
 from .store import ID, Store, StoreError
@@ -282,13 +280,9 @@ def make_app(config: ServiceConfig, prefix: str) -> web.Application:
 
 def main() -> None:
     """Listen on the service's URL, and on loopback for the graders' processes on this host."""
-    logging.basicConfig(level=logging.INFO, format="[exchange %(asctime)s] %(message)s")
     config = ServiceConfig.from_env()
-    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app = make_app(config, os.environ["JUPYTERHUB_SERVICE_PREFIX"])
-    # uploads are streamed and capped per request (UploadHandler); this is only the outer bound
-    server = HTTPServer(app, max_body_size=Limits(**config.release).body_bytes(), max_buffer_size=64 << 20)
-    for host in {url.hostname, "127.0.0.1"}:
-        server.listen(url.port, host)
-    log.info("exchange service on %s, store %s", url.geturl(), config.store)
-    IOLoop.current().start()
+    log.info("exchange store %s", config.store)
+    # uploads are streamed and capped per request (UploadHandler); max_body_size is only the outer bound
+    service_runtime.run("exchange", lambda: make_app(config, os.environ["JUPYTERHUB_SERVICE_PREFIX"]),
+                        hosts=["127.0.0.1"], max_body_size=Limits(**config.release).body_bytes(),
+                        max_buffer_size=64 << 20)

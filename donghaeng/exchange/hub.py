@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import safe_fs
 from ..roster import ROLES
-from ..services import LOOPBACK, managed_service, service_token, service_url
+from ..services import LOOPBACK, internal_ports, managed_service, service_token, service_url
 from ..settings import Course, Settings
 from .config import CONFIG_ENV, ServiceConfig
 
@@ -42,8 +42,6 @@ def loopback_url(port: int) -> str:
 def grader_config(settings: Settings, course: Course) -> str:
     """Lines of the course's nbgrader_config.py: the grader's nbgrader runs reach the service on loopback
     with the grader's own hub token (the formgrader gets the same one from the hub)."""
-    from ..hubconfig import internal_ports
-
     return (f"c.ServiceExchange.url = {loopback_url(internal_ports(settings)['exchange'])!r}\n"
             f"c.ServiceExchange.token_file = {str(grader_token_file(settings, course.grader_user))!r}\n")
 

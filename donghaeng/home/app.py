@@ -25,8 +25,8 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.ioloop import IOLoop
 
+from .. import service_runtime
 from ..cohort import Cohort
 from ..help import HelpDesk
 from ..settings import Settings, load_settings
@@ -217,7 +217,4 @@ def make_app(settings: Settings) -> web.Application:
 
 def main() -> None:
     settings = load_settings()
-    url = os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8005")
-    host, port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    make_app(settings).listen(int(port), host)
-    IOLoop.current().start()
+    service_runtime.run("home", lambda: make_app(settings), default_port=8005)

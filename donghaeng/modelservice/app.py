@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ from typing import Any
 import httpx
 from jupyterhub.services.auth import HubAuth
 from tornado import web
-from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
 
+from .. import service_runtime
 from ..metrics import may_scrape
 from ..model_client import TOP_LOGPROBS_DETAIL
 from . import errors as E
@@ -625,36 +624,14 @@ def _log_request(handler: web.RequestHandler) -> None:
             1000 * handler.request.request_time())
 
 
-async def serve(cfg: ServiceConfig) -> None:
-    svc = ModelService(cfg)
-    app = make_app(svc)
-    server = HTTPServer(app, max_body_size=cfg.service.max_request_bytes * 4 + 65536, xheaders=True,
-                        idle_connection_timeout=300)
-    # The hub gives up on the whole lab if a managed service exits while starting, so a port that
-    # is briefly taken (another program's outgoing connection) is waited for, not fatal.
-    for attempt in range(40):
-        try:
-            server.listen(cfg.port, cfg.ip)
-            break
-        except OSError as exc:
-            if attempt == 39:
-                raise
-            log.warning("port %d not free yet (%s); retrying", cfg.port, exc)
-            await asyncio.sleep(0.5)
-    await svc.start()
-    log.info("model service on http://%s:%d%s with %s", cfg.ip, cfg.port, cfg.prefix, ", ".join(svc.engines))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping the model service")
-    server.stop()
-    await svc.stop()
-
-
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("DONGHAENG_MODEL_LOG_LEVEL", "INFO"),
-                        format="[%(levelname).1s %(asctime)s %(name)s] %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(ServiceConfig.from_env()))
+    cfg = ServiceConfig.from_env()
+    svc = ModelService(cfg)
+
+    async def started() -> None:
+        await svc.start()
+        log.info("model service %s with %s", cfg.prefix, ", ".join(svc.engines))
+
+    service_runtime.run("model", lambda: make_app(svc), level=os.environ.get("DONGHAENG_MODEL_LOG_LEVEL", "INFO"),
+                        started=started, stopping=svc.stop, default_port=cfg.port, xheaders=True,
+                        max_body_size=cfg.service.max_request_bytes * 4 + 65536, idle_connection_timeout=300)
