@@ -390,27 +390,19 @@ def test_self_check_solutions_pass_their_own_check(nb: Nb, tmp_path, monkeypatch
 
 
 # ------------------------------------------------------------------------------ hidden tests, in-process
-OTHER_PLAN = {
-    "주제": "개인정보 가리기",
-    "학습 목표": "상담 메모의 이름과 전화번호를 가린 뒤 AI에 넣을 수 있어요",
-    "단계": {"도입": 2, "시범": 2, "함께 실습": 3, "확인": 2, "정리": 1},
-    "확인 질문": "이름은 왜 자동으로 찾기 어려울까요?",
-}
-
 # (assignment, test cell, the learner's variables, saved widget answers (from the answer key), passes?, message words)
 VARIANTS = [
     # m1 Q2 is the tokenizer's count, not the number of words; Q3 needs every true statement and no false one
     ("m1-first-steps", "m1-q2-test", {}, lambda key: {**key, "m1-first-steps.q2": 6}, False, "낱말 수"),
     ("m1-first-steps", "m1-q3-test", {}, lambda key: {**key, "m1-first-steps.q3": key["m1-first-steps.q3"][:1]},
      False, "다음 토큰 보기"),
-    ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 4, "B": 2, "C": 2, "D": 3, "E": 5}}, None, True, ""),
-    # calibration feedback says how many answers are far off, never a master score
-    ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 5, "B": 1, "C": 5, "D": 2, "E": 4}}, None, False,
-     "다섯 답안 가운데 1개가 기준 점수와 2점 이상"),
-    ("t3-grading-calibration", "t3-q1-test", {"my_scores": {"A": 2, "B": 1, "C": 3, "D": 0, "E": 4}}, None, False,
-     "다섯 답안 가운데 2개가"),
-    ("t3-grading-calibration", "t3-q2-test", {"b_breakdown": {"맡길 일": 2, "조심할 점": 0, "내 일과 연결": 0}}, None,
-     False, "기준 점수와 다른 기준: 맡길 일."),
+    # T3 grades with m1's real rubric: a criterion the rubric does not have (spelling) is a mistake
+    ("t3-grading-calibration", "t3-q1-test", {},
+     lambda key: {**key, "t3-grading-calibration.q1": [*key["t3-grading-calibration.q1"], "글이 길고 맞춤법이 정확해요"]},
+     False, "맞춤법"),
+    ("t3-grading-calibration", "t3-q2-test", {},
+     lambda key: {**key, "t3-grading-calibration.q2": ["맡길 일이 구체적이에요", "조심할 점을 하나 이상 썼어요"]},
+     False, "'보고서'는 막연하고"),
     # m3 Q3: a pair the model must not copy (an excuse, not an apology) is named; a missing good pair too
     ("m3-prompting", "m3-q3-test", {},
      lambda key: {**key, "m3-prompting.shots": [*key["m3-prompting.shots"],
@@ -422,11 +414,9 @@ VARIANTS = [
     ("m3-prompting", "m3-q1-test", {},
      lambda key: {**key, "m3-prompting.q1": {**key["m3-prompting.q1"], "우리 가게는 아파트 단지 앞에 있는 작은 꽃집이에요.": "참고 자료"}},
      False, "다시 볼 문장: 우리 가게는 아파트 단지"),
-    ("t4-teach-back", "t4-q1-test", {"teachback_plan": OTHER_PLAN}, None, True, ""),
-    ("t4-teach-back", "t4-q1-test", {"teachback_plan": {**OTHER_PLAN, "확인 질문": "이해하셨죠?"}}, None, False, "예/아니오"),
-    ("t4-teach-back", "t4-q1-test",
-     {"teachback_plan": {**OTHER_PLAN, "단계": {"도입": 1, "시범": 5, "함께 실습": 2, "확인": 1, "정리": 1}}}, None, False,
-     "'함께 실습'이 '시범'보다"),
+    # T4's flawed plan: missing one of its three problems is a mistake, explained with the checklist
+    ("t4-teach-back", "t4-q1-test", {}, lambda key: {**key, "t4-teach-back.q1": key["t4-teach-back.q1"][:2]}, False,
+     "점검표와 다시 견주어"),
     # m5 Q5 is the sum the learner adds up, not the AI's wrong total or the code corner's other menu
     ("m5-keep-growing", "m5-q5-test", {}, lambda key: {**key, "m5-keep-growing.q5": 38}, False, "다시 더해"),
     ("m5-keep-growing", "m5-q5-test", {}, lambda key: {**key, "m5-keep-growing.q5": 52}, False, "카페라테 줄"),
@@ -524,9 +514,8 @@ def test_t2_roster_example_matches_the_real_roster_reader(tmp_path):
         read_roster(roster, ["ai-basics", "ttt"])
     rejected = {problem.row for problem in err.value.problems}
 
-    namespace: dict = {}
-    exec(cells["t2-q2-answer"], namespace)  # noqa: S102 - the source solution
-    assert rejected == set(namespace["bad_rows"])
+    ticked = answer_key(nb)["t2-running-the-lab.q2"]  # e.g. "3행 (이수민)"
+    assert rejected == {int(option.split("행")[0]) for option in ticked}
 
 
 def test_curriculum_doc_lists_every_assignment():
