@@ -213,7 +213,10 @@ class CourseRunner:
             exchange=exchange_hub.grader_config(self.settings, self.course)
             + database.course_config(self.settings, self.course),
         ), owner=owner)
-        database.prepare_course(self.settings, self.course)  # PostgreSQL: its role and database
+        try:
+            database.prepare_course(self.settings, self.course)  # PostgreSQL: its role and database
+        except database.DatabaseError as e:  # shown like a failed nbgrader step, in Korean
+            raise NbgraderError(str(e)) from e
         source = self.settings.assignments_dir(self.course) / "source"
         if source.is_dir():
             with safe_fs.open_dir(self.root, "source", create=True, mode=0o755, owner=owner):

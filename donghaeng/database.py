@@ -112,7 +112,7 @@ def course_config(settings: Settings, course: Course) -> str:
 
 
 # -- provisioning (root, at every `donghaeng up`) ------------------------------------------------
-def _connect(url: str, password: str | None = None) -> Any:
+def _connect(url: str) -> Any:
     """A psycopg2 connection (autocommit) from a SQLAlchemy-style URL."""
     import psycopg2
     from sqlalchemy.engine import make_url
@@ -120,8 +120,6 @@ def _connect(url: str, password: str | None = None) -> Any:
     parsed = make_url(url)
     args = parsed.translate_connect_args(username="user", database="dbname")
     args.update(parsed.query)
-    if password is not None:
-        args["password"] = password
     try:
         conn = psycopg2.connect(**args)
     except psycopg2.OperationalError as e:
