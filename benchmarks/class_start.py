@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from donghaeng.classstart import prepare_servers, prepare_token  # noqa: E402
+from donghaeng.classprepare import prepare_servers  # noqa: E402
+from donghaeng.classstart import prepare_token  # noqa: E402
 from donghaeng.containers import docker_client, remove_learners  # noqa: E402
 from hubclient import HubUser  # noqa: E402
 from labharness import Lab, running_lab  # noqa: E402

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import classstart, k8s
+from . import classprepare, classstart, k8s
 from .cohort import Cohort
 from .courses import CourseRunner, NbgraderError, StepResult
 from .images import images_app
@@ -73,12 +73,12 @@ def class_prepare(
     except KeyError as e:
         err.print(f"[red]{e.args[0]}[/red]")
         raise typer.Exit(2) from e
-    logins = classstart.course_learners(settings, course)
+    logins = classprepare.course_learners(settings, course)
     hub_api = settings.hub_api_url
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("실습실 준비 / preparing servers", total=len(logins))
-        report = asyncio.run(classstart.prepare_servers(
+        report = asyncio.run(classprepare.prepare_servers(
             hub_api, classstart.prepare_token(settings), logins, concurrency or settings.class_start.spawn_concurrency,
             on_ready=lambda _: progress.advance(task)))
     console.print(f"준비됨 {len(report.ready)}명 / ready {len(report.ready)}, "
