@@ -74,9 +74,9 @@ attempts = 2
 
 [teachback]
 checklist = [
-  { id = "goal", text = "학습 목표를 한 문장으로 말했어요" },
-  { id = "practice", text = "학습자가 직접 해 보는 시간이 시범보다 길었어요" },
-  { id = "check", text = "설명이나 예를 요구하는 확인 질문을 했어요" },
+  {{ id = "goal", text = "학습 목표를 한 문장으로 말했어요" }},
+  {{ id = "practice", text = "학습자가 직접 해 보는 시간이 시범보다 길었어요" }},
+  {{ id = "check", text = "설명이나 예를 요구하는 확인 질문을 했어요" }},
 ]
 """
 DASH = "/services/dashboard"
