@@ -419,7 +419,8 @@ def _add_volumes(settings: Settings, writer: _Writer) -> None:
                     for info in inner:
                         rel = PurePosixPath(info.name).relative_to(PurePosixPath(VOLUME_MOUNT).name)
                         name = f"{VOLUMES}/{volume}" + ("" if str(rel) == "." else f"/{rel}")
-                        info.name = name
+                        # Docker's tar keeps the type bits in the mode and the old name in a PAX header
+                        info.name, info.mode, info.pax_headers = name, stat.S_IMODE(info.mode), {}
                         if info.type in (tarfile.REGTYPE, tarfile.AREGTYPE):
                             info.type = tarfile.REGTYPE
                             spool, size, digest = _spool(inner.extractfile(info).read)
@@ -682,7 +683,8 @@ def _add_volume_member(tar: tarfile.TarFile, info: tarfile.TarInfo, sub: str, in
 
 
 def _restore_volume(settings: Settings, volume: str, inner: IO[bytes]) -> None:
-    """Recreate the named volume and unpack its files into it, owners kept (Docker's ``copyUIDGID``)."""
+    """Recreate the named volume and unpack its files into it; the daemon keeps the owners the tar names
+    (``copyUIDGID`` would give everything to the image's user instead)."""
     from .containers import docker_client
 
     client = docker_client()
@@ -691,9 +693,7 @@ def _restore_volume(settings: Settings, volume: str, inner: IO[bytes]) -> None:
     client.create_volume(volume)
     inner.seek(0)
     with _volume_container(settings, volume) as (client, cid):
-        url = client._url("/containers/{0}/archive", cid)
-        response = client._put(url, params={"path": "/", "copyUIDGID": "1"}, data=inner.read())
-        client._raise_for_status(response)
+        client.put_archive(cid, "/", inner)  # streamed from the file
 
 
 def _restore_postgres(settings: Settings, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
