@@ -413,7 +413,7 @@ VARIANTS = [
     # m3 Q1: the sentences to look at again are named by their beginning
     ("m3-prompting", "m3-q1-test", {},
      lambda key: {**key, "m3-prompting.q1": {**key["m3-prompting.q1"], "우리 가게는 아파트 단지 앞에 있는 작은 꽃집이에요.": "참고 자료"}},
-     False, "다시 볼 문장: 우리 가게는 아파트 단지"),
+     False, "다시 볼 문장: 「우리 가게는 아파트 단지 앞에…」."),
     # T4's flawed plan: missing one of its three problems is a mistake, explained with the checklist
     ("t4-teach-back", "t4-q1-test", {}, lambda key: {**key, "t4-teach-back.q1": key["t4-teach-back.q1"][:2]}, False,
      "점검표와 다시 견주어"),
@@ -936,3 +936,61 @@ def test_click_only_questions_save_restore_and_check_in_korean(tmp_path, monkeyp
     assert capsys.readouterr().out.startswith("저장된 답: 가 설명 / 라 설명")
     again = checkbox_question("w.c", "다시", options)
     assert [b.description for b in again.boxes if b.value] == [t for t in again.shown if t in ("가 설명", "라 설명")]
+
+
+def test_drop_down_questions_save_only_when_every_row_is_picked(tmp_path, monkeypatch):
+    from donghaeng.widgets.quiz import dropdowns_question
+
+    monkeypatch.chdir(tmp_path)
+    rows = {"① 받는 곳": ["바른인쇄", "동행상사", "봄날꽃방"], "② 새 날짜": ["3월 14일(금)", "3월 18일(화)"]}
+    template = "{① 받는 곳} 담당자님께\n명함 받는 날을 {② 새 날짜}로 미뤄 주실 수 있을지"
+    question = dropdowns_question("w.d", "빈칸을 골라 주세요.", rows, template=template)
+    assert all(dropdown.value is None for dropdown in question.dropdowns.values()), "nothing is preselected"
+    assert "… 담당자님께" in question.preview.value
+    question.save_button.click()
+    assert question.message == "먼저 답을 하나 골라 주세요." and load_answer("w.d") is None
+
+    question.dropdowns["① 받는 곳"].value = "바른인쇄"
+    question.save_button.click()
+    assert question.message == "아직 고르지 않은 칸이 있어요: '② 새 날짜'. 칸마다 하나씩 골라 주세요."
+    assert load_answer("w.d") is None, "half an answer is never saved"
+    question.dropdowns["② 새 날짜"].value = "3월 18일(화)"
+    question.save_button.click()
+    assert load_answer("w.d") == {"① 받는 곳": "바른인쇄", "② 새 날짜": "3월 18일(화)"}
+    assert "바른인쇄 담당자님께" in question.preview.value and "3월 18일(화)로 미뤄" in question.filled_text()
+    assert question.message == "저장했어요: '① 받는 곳' → 바른인쇄 / '② 새 날짜' → 3월 18일(화)"
+
+    again = dropdowns_question("w.d", "다시", rows, template=template)
+    assert {row: d.value for row, d in again.dropdowns.items()} == load_answer("w.d"), "a re-run shows the saved picks"
+    assert [list(d.options) for d in again.dropdowns.values()] == [list(d.options) for d in question.dropdowns.values()]
+    sentences = {f"{n}번 문장이에요.": ["작업", "맥락", "반복"] for n in range(1, 7)}
+    shown = dropdowns_question("w.m", "단계", sentences, shuffle_rows=True, shuffle_options=False).shown_rows
+    assert shown != list(sentences) and sorted(shown) == sorted(sentences), "rows are shown shuffled"
+    assert dropdowns_question("w.m", "단계", sentences, shuffle_rows=True).shown_rows == shown, "the same order every run"
+    with pytest.raises(ValueError):
+        dropdowns_question("w.t", "틀", rows, template="{① 받는 곳}만 있는 틀")
+
+
+def test_a_graded_playground_saves_how_often_it_ran_even_across_a_restart(tmp_path, monkeypatch):
+    from donghaeng.widgets.quiz import describe_prompt, graded_playground
+
+    class BrokenModel(QuietModel):
+        def complete(self, prompt: str, **settings) -> list[str]:
+            raise ConnectionError("the model service is down")
+
+    monkeypatch.chdir(tmp_path)
+    playground = graded_playground("w.p", client=QuietModel())
+    playground.fields_a.set_values("카네이션 예약 문구를 써 주세요.", "아파트 단지 앞 꽃집이에요.", "")
+    playground.run_button.click()
+    playground.save_button.click()
+    assert load_answer("w.p")["runs"] == 1
+    assert describe_prompt(load_answer("w.p")).endswith("(실행한 횟수: 1번)")
+
+    restarted = graded_playground("w.p", client=BrokenModel())  # a new kernel: the history is gone
+    assert restarted.fields_a.task.value == "카네이션 예약 문구를 써 주세요."
+    restarted.run_button.click()  # a run that fails does not count
+    assert "연결하지 못했어요" in restarted.message
+    restarted._client = QuietModel()
+    restarted.run_button.click()
+    restarted.save_button.click()
+    assert load_answer("w.p")["runs"] == 2

@@ -61,7 +61,7 @@ SCENARIO = {"작업", "맥락", "사실: 무엇을", "사실: 언제까지, 어�
     (playground_answer("Write an Instagram post about carnations in three lines.",
                        "Flower shop near the apartments, for parents in their 30s and 40s.",
                        'Examples: "Thank you, mom and dad!" "Flowers for the best parents." Reserve by May 6.'),
-     SCENARIO | {"한국어"}, "지금 한글 6%"),
+     SCENARIO | {"한국어"}, "지금 한글 4%"),
     (playground_answer("카네이션 문구", "꽃집이에요.", ""), SCENARIO | {"예시 두 개(퓨샷)"}, "15자 이상"),
     (playground_answer(FINAL["task"], FINAL["context"], FINAL["references"].replace("031-123-4567", "010-2345-6789")),
      {"개인정보 없음"}, "전화번호"),

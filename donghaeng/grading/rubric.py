@@ -269,9 +269,10 @@ def is_landline(number: str) -> bool:
 
 
 def _count(value: str) -> int:
+    """A count saved in an answer (``"2"``); anything else, hand-edited or not, counts as 0."""
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):
         return 0
 
 
