@@ -38,6 +38,7 @@ from donghaeng.certification.issuing import pdf_path
 from donghaeng.certification.pdf import printable, render
 from donghaeng.certification.policy import AssignmentRule
 from donghaeng.cohort import Cohort
+from donghaeng.dashboard.calibration import load_sets
 from donghaeng.nbgrader_auth import CohortAuthPlugin
 from donghaeng.roster import Person
 from donghaeng.settings import Course, Lab, Settings
@@ -148,7 +149,7 @@ def test_calibration_teachback_attendance_and_points_are_explained(offline):
     store.record_calibration("kim", "m1-reflection", 2, 0.31, ["s02"], [], recorded_by="kim")
     maxima = {"t3-grading-calibration": 10.0, "t4-teach-back": 10.0}
     scores = {name: Score(name, 9.0, 10.0) for name in maxima}
-    standings = calibration_standings(store, policy, "kim")
+    standings = calibration_standings(store, policy, "kim", load_sets())
     assert [(st.best, st.used, st.left) for st in standings] == [(0.42, 2, 1)]  # the best attempt counts
     watched = TeachBackRecord("kim", "ttt", "2027-04-09", True, ("goal", "why", "demo", "practice", "check", "plain"),
                               6, 8, "", "2027-04-09T10:00:00Z", "trainer")
@@ -157,10 +158,10 @@ def test_calibration_teachback_attendance_and_points_are_explained(offline):
     assert found.missing == ["채점 맞추기 일치도(카파)가 0.6보다 낮아요: 모듈 1 문제 4 「생각 나누기」 채점 "
                              "(가장 높은 값 0.42, 남은 기회 1번)"]
     store.record_calibration("kim", "m1-reflection", 3, 0.71, ["s03"], [], recorded_by="kim")
-    passed = calibration_standings(store, policy, "kim")
+    passed = calibration_standings(store, policy, "kim", load_sets())
     assert check_level(instructor, maxima, scores, issued={"ttt-candidate"}, attendance=0, calibration=passed,
                        teachback=watched, policy=policy).eligible
-    assert calibration_standings(store, policy, "lee")[0].best is None
+    assert calibration_standings(store, policy, "lee", load_sets())[0].best is None
     # without an observed teach-back, or absent, or too few checklist items: not certified
     for record, message in ((None, "시범 강의 관찰 기록이 없어요: 트레이너가 시범 강의를 보고 대시보드에 적어야 해요"),
                             (dataclasses.replace(watched, attended=False, checked=(), score=0),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..cohort import Cohort
 from ..courses import gradebook_snapshot
+from ..dashboard.calibration import RubricSet, load_sets
 from ..settings import Settings
 from .policy import CertificationError, Level, Policy, load_policy
 from .store import Certificate, Store, TeachBackRecord
@@ -136,14 +138,11 @@ def check_level(level: Level, maxima: dict[str, float], scores: dict[str, Score]
     return Eligibility(level.id, level.name, not missing, missing)
 
 
-def calibration_standings(store: Store, policy: Policy, login: str) -> list[CalibrationStanding]:
-    """Where *login* stands on every rubric set the policy counts (all of graders/calibration by default)."""
-    from ..dashboard.calibration import load_sets  # the root-only sample folder, read only when needed
-
-    sets = load_sets()
-    wanted = policy.calibration.rubrics or sorted(sets)
+def calibration_standings(store: Store, policy: Policy, login: str,
+                          sets: Mapping[str, RubricSet]) -> list[CalibrationStanding]:
+    """Where *login* stands on every rubric set the policy counts (all of *sets* by default)."""
     result = []
-    for rubric in wanted:
+    for rubric in policy.calibration.rubrics or sorted(sets):
         if rubric not in sets:
             raise CertificationError(f"수료 기준의 채점 맞추기 '{rubric}'가 graders/calibration에 없어요. "
                                      f"있는 것: {', '.join(sorted(sets))}")
@@ -160,14 +159,15 @@ def evaluate(settings: Settings, login: str | None = None) -> list[LearnerStatus
     accounts = Cohort(settings.paths.cohort_db).accounts()
     accounts = [a for a in accounts if (a.login == login if login else a.person.role == "learner")]
     books = {course: read_gradebook(settings, course) for course in {lv.course for lv in policy.levels}}
+    needs_calibration = any(lv.min_calibration_kappa is not None for lv in policy.levels)
+    sets = load_sets() if needs_calibration else {}  # the root-only samples, read once
     result = []
     for account in accounts:
         person = account.person
         certificates = store.certificates(person.login)
         issued = {c.level for c in certificates if not c.revoked}
         scores = {course: book[1].get(person.login, {}) for course, book in books.items()}
-        needs_calibration = any(lv.min_calibration_kappa is not None for lv in policy.levels)
-        standings = calibration_standings(store, policy, person.login) if needs_calibration else []
+        standings = calibration_standings(store, policy, person.login, sets) if sets else []
         eligibility = {
             level.id: check_level(level, books[level.course][0], scores[level.course], issued=issued,
                                   attendance=store.attendance(person.login, level.course), calibration=standings,
