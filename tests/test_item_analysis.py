@@ -28,13 +28,14 @@ from nbgrader.api import Gradebook
 from donghaeng.answers import ANSWERS_FILE
 from donghaeng.widgets.choice import ChoiceQuestion
 from donghaeng.widgets.quiz import CheckboxQuestion, NumberQuestion
+from donghaeng.widgets.responsible import HallucinationCheck, TextEditExercise
 
 from test_assignments import (
     NOTEBOOKS, Nb, answer_key, answer_like_a_learner, build_widget, fill_solutions, nbg_meta, nbgrader, read_nb,
     widget_cells, write_course_config,
 )
 
-MODULES = [("ai-basics", "m1-first-steps"),
+MODULES = [("ai-basics", "m1-first-steps"), ("ai-basics", "m4-responsible-ai"), ("ai-basics", "m5-keep-growing"),
            # TTT: T1 and T4 have two autograded questions, so one lucky pick alone is 40 %; they are left out
            ("ttt", "t2-running-the-lab"), ("ttt", "t3-grading-calibration")]
 NO_SKILL_LIMIT = 0.40
@@ -80,6 +81,10 @@ def pick(choose: Callable[[list[str]], str], number: Callable[[NumberQuestion], 
             return [o for o in widget.options if o in chosen]
         if isinstance(widget, NumberQuestion):
             return number(widget)
+        if isinstance(widget, TextEditExercise):
+            return None  # the text left as shown: saving it unchanged is refused
+        if isinstance(widget, HallucinationCheck):  # every sentence ticked, or none
+            return {"sentences": widget.sentences, "supported": [boxes is not None] * len(widget.sentences)}
         raise AssertionError(f"no strategy for {type(widget).__name__}: add one before listing the module")
     return answer
 
@@ -94,6 +99,8 @@ def copy_example(widget: Any, nb: Nb) -> Any:
 
 def filler(widget: Any, nb: Nb) -> Any:
     """20 characters wherever text is asked; everything else left as it first appears."""
+    if isinstance(widget, TextEditExercise):
+        return FILLER_TEXT
     if isinstance(widget, NumberQuestion):
         return int(widget.number.value)
     return pick(lambda options: options[0], int)(widget, nb)
@@ -114,7 +121,9 @@ def answer_with(strategy: Strategy, nb: Nb, folder: Path) -> None:
     with contextlib.chdir(folder):
         for source in widget_cells(nb):
             widget = build_widget(source, {})
-            answer_like_a_learner(widget, strategy(widget, nb))
+            value = strategy(widget, nb)
+            if value is not None:  # None: nothing entered, so nothing saved
+                answer_like_a_learner(widget, value)
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +211,36 @@ def test_m1_token_count_is_what_the_tokenizer_shows(tmp_path, monkeypatch):
     expected = answer_key(nb)["m1-first-steps.q2"]
     assert f"토큰 {expected}개" in explorer.count.value
     assert expected != len(explorer.text.value.split()), "the answer is not the word count"
+
+
+def test_m5_trainer_statements_are_what_the_trainer_shows(tmp_path):
+    """m5 Q1's key is what training with the three learning rates the notebook names really shows."""
+    from donghaeng import tinylm
+    from donghaeng.widgets.trainer import TinyTrainer
+
+    def train(learning_rate: float) -> TinyTrainer:
+        trainer = TinyTrainer(background=False)
+        trainer.learning_rate.value = learning_rate
+        trainer.start()
+        return trainer
+
+    def losses(trainer: TinyTrainer) -> tuple[float, float]:
+        first, last = re.search(r"손실이 ([\d.]+)에서 ([\d.]+)", trainer.message).groups()
+        return float(first), float(last)
+
+    default, huge, tiny = train(0.01), train(10.0), train(0.0003)
+    first, last = losses(default)
+    seen = {
+        "처음 설정 그대로 학습하면 마지막 손실이 처음 손실의 절반보다 작아져요": last < first / 2,
+        "학습률을 10으로 하면 학습이 불안정해졌다는 말이 나오고 멈춰요": tinylm.MSG_UNSTABLE in huge.message,
+        "학습률을 0.0003으로 낮추면 처음 설정보다 손실이 더 많이 줄어요": losses(tiny)[1] < last,
+        "학습 전에 만든 '처음' 글도 낱말처럼 자연스럽게 읽혀요": tinylm.known_pair_share(default.samples["처음"]) > 0.5,
+        "손실이 클수록 모델이 다음 글자를 더 잘 맞힌다는 뜻이에요": False,  # the notebook's definition of loss
+        "학습을 마친 '끝' 글은 '처음' 글보다 우리말 낱말에 가까워요":
+            tinylm.known_pair_share(default.samples["끝"]) > tinylm.known_pair_share(default.samples["처음"]),
+    }
+    nb = module("ai-basics", "m5-keep-growing")
+    with contextlib.chdir(tmp_path):
+        question = build_widget(next(s for s in widget_cells(nb) if "m5-keep-growing.q1" in s), {})
+    assert set(question.options) == set(seen), "the statements checked here are the ones the learner sees"
+    assert answer_key(nb)["m5-keep-growing.q1"] == [s for s in question.options if seen[s]]

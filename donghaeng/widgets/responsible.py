@@ -1,7 +1,10 @@
 """Responsible-AI exercises: masking personal data, checking an answer against its source, bias.
 
 * :func:`pii_masking_exercise` — the learner masks a text full of personal data and saves it;
-  an autograde test cell checks it with :func:`remaining_pii`.
+  an autograde test cell checks it with :func:`remaining_pii` (and :func:`missing_facts`).
+* :func:`rewrite_exercise` — the learner corrects an AI draft (a biased job ad) and saves it; a test
+  cell checks that the scenario's facts stayed (:func:`missing_facts`) and the wrong phrases went
+  (:func:`words_left`).
 * :func:`hallucination_check` — the learner marks which sentences of a model answer the source
   supports and saves; a test cell scores it with :func:`hallucination_score`.
 * :func:`bias_probe` — the same sentence frame filled with different job words, and the model's
@@ -16,7 +19,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,14 +35,19 @@ __all__ = [
     "BiasProbe",
     "HallucinationCheck",
     "PiiMaskingExercise",
+    "TextEditExercise",
     "bias_probe",
+    "describe_marks",
     "fill_template",
     "hallucination_check",
     "hallucination_score",
     "highlight_pii",
+    "missing_facts",
     "pii_masking_exercise",
     "remaining_pii",
+    "rewrite_exercise",
     "split_sentences",
+    "words_left",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,6 +109,10 @@ MSG_PII_NONE_FOUND = (
 )
 MSG_PII_RESET = "처음 글로 되돌렸어요."
 MSG_PII_SAVED_BEFORE = "저장된 답을 불러왔어요. 고친 뒤 다시 저장할 수 있어요."
+MSG_EDIT_SAVED_BEFORE = MSG_PII_SAVED_BEFORE
+MSG_EDIT_UNCHANGED = "아직 글을 고치지 않았어요. 고칠 곳을 고친 뒤 저장해 주세요."
+MSG_EDIT_EMPTY = "글이 비어 있어요. 글 전체를 지우지 말고 고칠 곳만 고쳐 주세요."
+MSG_EDIT_SAVED = "저장했어요. 처음 글과 견주어 꼭 필요한 내용이 빠지지 않았는지 한 번 더 읽어 보세요."
 
 
 def _summary(findings: Sequence[Finding]) -> str:
@@ -148,12 +160,21 @@ def highlight_pii(text: str) -> str:
     return "".join(parts)
 
 
-class PiiMaskingExercise(LearnerWidget):
-    """See :func:`pii_masking_exercise`."""
+class TextEditExercise(LearnerWidget):
+    """A text shown as it is, an editor holding a copy, and reset and save buttons.
 
-    label = "개인정보 가리기"
+    The learner changes the copy and saves it; saving the text unchanged or empty is refused with a
+    Korean message.  Subclasses add buttons (``extra_buttons``) and say something after saving
+    (:meth:`after_save`).  See :func:`rewrite_exercise`.
+    """
 
-    def __init__(self, question_id: str, text: str) -> None:
+    label = "고쳐 쓰기"
+    editor_label = "고친 글"
+    unchanged_message = MSG_EDIT_UNCHANGED
+    empty_message = MSG_EDIT_EMPTY
+
+    def __init__(self, question_id: str, text: str, intro: str,
+                 extra_buttons: Sequence[widgets.Button] = ()) -> None:
         _check_id(question_id)
         if not isinstance(text, str) or not text.strip():
             raise ValueError("text must be a non-empty string")
@@ -164,42 +185,109 @@ class PiiMaskingExercise(LearnerWidget):
         saved = answers.load_answer(question_id)
         self.editor = widgets.Textarea(
             value=saved if isinstance(saved, str) and saved.strip() else text,
-            description="가린 글",
-            tooltip="개인정보를 가린 글을 여기에 써요",
+            description=self.editor_label,
+            tooltip=f"{self.editor_label}을 여기에 써요",
             rows=max(4, min(16, text.count("\n") + 3)),
             style={"description_width": "5em"},
             layout=widgets.Layout(width="100%"),
         )
-        self.find_button = widgets.Button(
-            description="자동으로 찾아보기", tooltip="가린 글에 남은 개인정보를 자동으로 찾아 표시해요",
-            icon="search", layout=widgets.Layout(width="auto"),
-        )
         self.reset_button = widgets.Button(
-            description="처음 글로 되돌리기", tooltip="가린 글 칸을 처음 글로 되돌려요",
+            description="처음 글로 되돌리기", tooltip=f"{self.editor_label} 칸을 처음 글로 되돌려요",
             icon="undo", layout=widgets.Layout(width="auto"),
         )
         self.save_button = widgets.Button(
-            description="저장하기", tooltip="가린 글을 답으로 저장해요", icon="save", button_style="primary",
+            description="저장하기", tooltip=f"{self.editor_label}을 답으로 저장해요", icon="save", button_style="primary",
         )
-        self.find_button.on_click(lambda _b: self.find())
         self.reset_button.on_click(lambda _b: self.reset())
         self.save_button.on_click(lambda _b: self.save())
         self.highlight = widgets.HTML(value="")
         self.status = widgets.HTML(value="")
         if isinstance(saved, str) and saved.strip():
-            self._show(MSG_PII_SAVED_BEFORE, "info")
+            self._show(MSG_EDIT_SAVED_BEFORE, "info")
         super().__init__(
             children=[
-                widgets.HTML(f"<p style='word-break:keep-all'>{html.escape(MSG_PII_INTRO)}</p>"),
+                widgets.HTML(f"<p style='word-break:keep-all'>{html.escape(intro)}</p>"),
                 widgets.HTML("<b>원래 글</b>"),
                 widgets.HTML(_text_block(html.escape(text))),
                 self.editor,
-                widgets.HBox(children=[self.find_button, self.reset_button, self.save_button]),
+                widgets.HBox(children=[*extra_buttons, self.reset_button, self.save_button]),
                 self.status,
                 self.highlight,
             ],
             layout=_BOX,
         )
+
+    def reset(self) -> None:
+        self.editor.value = self.original
+        self.highlight.value = ""
+        self._show(MSG_PII_RESET, "info")
+
+    def save(self) -> bool:
+        text = self.editor.value
+        if not text.strip():
+            self._show(self.empty_message, "warn")
+            return False
+        if text.strip() == self.original.strip():
+            self._show(self.unchanged_message, "warn")
+            return False
+        if not _save(self.question_id, text, self._show):
+            return False
+        self.after_save(text)
+        return True
+
+    def after_save(self, text: str) -> None:
+        self._show(MSG_EDIT_SAVED, "ok")
+
+    def plain_text(self) -> str:
+        saved = answers.load_answer(self.question_id)
+        return f"[{self.label}] 저장된 답: {saved if saved else '(아직 저장한 답이 없어요)'}"
+
+
+def rewrite_exercise(question_id: str, text: str, intro: str) -> widgets.Widget:
+    """A text (an AI draft) for the learner to correct; the corrected text is saved for autograde.
+
+    *intro* says what to change.  Check the saved text in a test cell with :func:`missing_facts`
+    (what must stay) and :func:`words_left` (what must go).
+    """
+    return TextEditExercise(question_id, text, intro)
+
+
+def missing_facts(text: Any, facts: Mapping[str, Sequence[str]]) -> list[str]:
+    """The names of the *facts* that a learner's corrected *text* lost (empty list = all kept).
+
+    Each fact is named (in Korean, for the feedback) with the wordings that count as keeping it::
+
+        missing_facts(saved, {"급여(월 250만 원)": ["250만", "이백오십만"]})
+
+    A missing or blank answer has lost every fact.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return list(facts)
+    return [name for name, wordings in facts.items() if not any(w in text for w in wordings)]
+
+
+def words_left(text: Any, words: Sequence[str]) -> list[str]:
+    """The *words* (phrases that had to go) still in a learner's *text*; a non-text answer keeps none."""
+    if not isinstance(text, str):
+        return []
+    return [w for w in words if w in text]
+
+
+class PiiMaskingExercise(TextEditExercise):
+    """See :func:`pii_masking_exercise`."""
+
+    label = "개인정보 가리기"
+    editor_label = "가린 글"
+    unchanged_message = MSG_PII_UNCHANGED
+    empty_message = MSG_PII_EMPTY
+
+    def __init__(self, question_id: str, text: str) -> None:
+        self.find_button = widgets.Button(
+            description="자동으로 찾아보기", tooltip="가린 글에 남은 개인정보를 자동으로 찾아 표시해요",
+            icon="search", layout=widgets.Layout(width="auto"),
+        )
+        self.find_button.on_click(lambda _b: self.find())
+        super().__init__(question_id, text, MSG_PII_INTRO, extra_buttons=[self.find_button])
 
     def find(self) -> list[Finding]:
         """Hint: mark what the automatic check still finds in the learner's text."""
@@ -217,31 +305,12 @@ class PiiMaskingExercise(LearnerWidget):
             self._show(MSG_PII_NONE_FOUND, "info")
         return findings
 
-    def reset(self) -> None:
-        self.editor.value = self.original
-        self.highlight.value = ""
-        self._show(MSG_PII_RESET, "info")
-
-    def save(self) -> bool:
-        text = self.editor.value
-        if not text.strip():
-            self._show(MSG_PII_EMPTY, "warn")
-            return False
-        if text.strip() == self.original.strip():
-            self._show(MSG_PII_UNCHANGED, "warn")
-            return False
-        if not _save(self.question_id, text, self._show):
-            return False
+    def after_save(self, text: str) -> None:
         left = find_pii(text)
         if left:
             self._show(MSG_PII_SAVED_LEFT.format(summary=_summary(left)), "warn")
         else:
             self._show(MSG_PII_SAVED_CLEAN, "ok")
-        return True
-
-    def plain_text(self) -> str:
-        saved = answers.load_answer(self.question_id)
-        return f"[{self.label}] 저장된 답: {saved if saved else '(아직 저장한 답이 없어요)'}"
 
 
 def pii_masking_exercise(question_id: str, text: str) -> widgets.Widget:
@@ -353,11 +422,16 @@ class HallucinationCheck(LearnerWidget):
 
     def plain_text(self) -> str:
         saved = answers.load_answer(self.question_id)
-        shown = "(아직 저장한 답이 없어요)"
-        if isinstance(saved, dict) and isinstance(saved.get("supported"), list):
-            shown = ", ".join(f"{i}번 {'근거 있음' if m else '근거 없음'}"
-                          for i, m in enumerate(saved["supported"], start=1))
+        shown = describe_marks(saved) if saved is not None else "(아직 저장한 답이 없어요)"
         return f"[근거 확인] 저장된 답: {shown}"
+
+
+def describe_marks(saved: Any) -> str:
+    """A saved source check in one Korean line ("1번 근거 있음, 2번 근거 없음, …"), for check cells."""
+    marks = saved.get("supported") if isinstance(saved, dict) else None
+    if not isinstance(marks, list):
+        return "(알아볼 수 없는 답이에요. 위 칸을 다시 실행하고 한 번 더 저장해 주세요.)"
+    return ", ".join(f"{i}번 {'근거 있음' if m else '근거 없음'}" for i, m in enumerate(marks, start=1))
 
 
 def hallucination_check(source: str, answer: str, question_id: str) -> widgets.Widget:
