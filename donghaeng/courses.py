@@ -217,6 +217,8 @@ class CourseRunner:
             database.prepare_course(self.settings, self.course)  # PostgreSQL: its role and database
         except database.DatabaseError as e:  # shown like a failed nbgrader step, in Korean
             raise NbgraderError(str(e)) from e
+        if database.uses_postgres(self.settings):  # the gradebook's tables, made once here, never by racing graders
+            self._check("성적부 만들기", "db", "student", "list")
         source = self.settings.assignments_dir(self.course) / "source"
         if source.is_dir():
             with safe_fs.open_dir(self.root, "source", create=True, mode=0o755, owner=owner):

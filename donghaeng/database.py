@@ -54,12 +54,14 @@ def uses_postgres(settings: Settings) -> bool:
     return settings.database.gradebook_url is not None
 
 
-def with_query(url: str, **params: str) -> str:
-    """*url* with *params* added to its query (``passfile`` is read by libpq through psycopg2)."""
+def engine_url(url: str, passfile: Path | None) -> str:
+    """*url* as SQLAlchemy should open it: with psycopg2 (SQLAlchemy 2.1's default for ``postgresql://``
+    is psycopg 3) and libpq's ``passfile`` when there is one."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    query.update(params)
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
+    if passfile is not None:
+        query["passfile"] = str(passfile)
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg2", query=urlencode(query, safe="/")))
 
 
 def hub_url(settings: Settings) -> str:
@@ -67,14 +69,14 @@ def hub_url(settings: Settings) -> str:
     db = settings.database
     if db.hub_url is None:
         return f"sqlite:///{settings.paths.hub_db}"
-    return with_query(db.hub_url, passfile=str(db.password_file)) if db.password_file else db.hub_url
+    return engine_url(db.hub_url, db.password_file)
 
 
 def admin_url(settings: Settings) -> str:
     db = settings.database
     url = db.admin_url or db.hub_url
     assert url is not None  # the settings' validator requires one of them with gradebook_url
-    return with_query(url, passfile=str(db.password_file)) if db.password_file else url
+    return engine_url(url, db.password_file)
 
 
 def database_name(settings: Settings, course_id: str) -> str:
@@ -84,7 +86,7 @@ def database_name(settings: Settings, course_id: str) -> str:
 def _course_url(settings: Settings, course_id: str, role: str, passfile: Path) -> str:
     parts = urlsplit(settings.database.gradebook_url.replace("{course}", course_id))
     netloc = f"{role}@{parts.netloc}"
-    return with_query(urlunsplit(parts._replace(netloc=netloc)), passfile=str(passfile))
+    return engine_url(urlunsplit(parts._replace(netloc=netloc)), passfile)
 
 
 def grader_passfile(course: Course) -> Path:
@@ -112,8 +114,11 @@ def course_config(settings: Settings, course: Course) -> str:
 
 
 # -- provisioning (root, at every `donghaeng up`) ------------------------------------------------
-def _connect(url: str) -> Any:
-    """A psycopg2 connection (autocommit) from a SQLAlchemy-style URL."""
+@contextmanager
+def _cursor(url: str) -> Iterator[Any]:
+    """A psycopg2 cursor on an autocommit connection (closed afterwards) from a SQLAlchemy-style URL.
+
+    Not ``with connection``: psycopg2 opens a transaction block there, where CREATE DATABASE fails."""
     import psycopg2
     from sqlalchemy.engine import make_url
 
@@ -127,7 +132,11 @@ def _connect(url: str) -> Any:
         raise DatabaseError(f"PostgreSQL에 연결하지 못했어요({where}). 주소·비밀번호 파일·서버가 켜져 있는지 "
                             f"확인해 주세요. / cannot connect to PostgreSQL: {str(e).strip()}") from e
     conn.autocommit = True
-    return conn
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
 
 
 def _passwords(settings: Settings) -> dict[str, str]:
@@ -159,8 +168,9 @@ def _ensure_role(cur: Any, role: str, password: str) -> None:
 
 
 def prepare_course(settings: Settings, course: Course) -> None:
-    """The course's role, its database (owned by it, closed to everyone else but the reader), the
-    gradebook's tables, and the grader's ``~/.pgpass``.  Idempotent; nothing to do with SQLite."""
+    """The course's role, its database (owned by it, closed to everyone else but the reader) and the
+    grader's ``~/.pgpass``.  Idempotent; nothing to do with SQLite.  The gradebook's tables are made
+    by the grader afterwards (:meth:`donghaeng.courses.CourseRunner.prepare`)."""
     if not uses_postgres(settings):
         return
     from psycopg2 import sql
@@ -168,7 +178,7 @@ def prepare_course(settings: Settings, course: Course) -> None:
 
     role, name = course.grader_user, database_name(settings, course.id)
     password = _password(settings, role)
-    with _connect(admin_url(settings)) as admin, admin.cursor() as cur:
+    with _cursor(admin_url(settings)) as cur:
         _ensure_role(cur, role, password)
         _ensure_role(cur, READER_ROLE, _password(settings, READER_ROLE))
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
@@ -178,7 +188,6 @@ def prepare_course(settings: Settings, course: Course) -> None:
         cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
         cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(name),
                                                                          sql.Identifier(READER_ROLE)))
-    admin.close()
     entry = pwd.getpwnam(role)
     home = Path(entry.pw_dir)
     safe_fs.write_text(home.parent, f"{home.name}/.pgpass", f"*:*:{name}:{role}:{password}\n", mode=0o600,
@@ -186,15 +195,11 @@ def prepare_course(settings: Settings, course: Course) -> None:
     # Root connects as the grader with the password itself, never through a file in the grader's home.
     url = make_url(gradebook_url(settings, course.id)).set(password=password, query={}).render_as_string(
         hide_password=False)
-    with _connect(url) as own, own.cursor() as cur:
+    with _cursor(url) as cur:
         # as the grader: the reader may SELECT what the grader creates (nbgrader's tables)
         cur.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO {}; "
                             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(
             sql.Identifier(READER_ROLE), sql.Identifier(READER_ROLE)))
-    own.close()
-    from nbgrader.api import Gradebook
-
-    Gradebook(url, course_id=course.id).close()  # tables made once here, never by racing graders
 
 
 def gradebook_exists(settings: Settings, course_id: str) -> bool:

@@ -86,14 +86,16 @@ def pg_courses(postgres) -> Iterator[tuple[Settings, list[CourseRunner]]]:
 def test_each_grader_reaches_only_its_own_course(postgres, pg_courses):
     settings, (a, b) = pg_courses
     passwords = database._passwords(settings)
-    own = postgres.psql("SELECT count(*) FROM course", database.database_name(settings, a.course.id),
-                        a.course.grader_user, passwords[a.course.grader_user])
+    own = postgres.psql(f"SELECT count(*) FROM course WHERE id = '{a.course.id}'",
+                        database.database_name(settings, a.course.id), a.course.grader_user,
+                        passwords[a.course.grader_user])
     assert own.returncode == 0 and own.stdout.strip() == "1", own.stderr
     other = postgres.psql("SELECT 1", database.database_name(settings, b.course.id), a.course.grader_user,
                           passwords[a.course.grader_user])
     assert other.returncode != 0 and "permission denied" in other.stderr, other.stderr
-    reader = postgres.psql("INSERT INTO student (id) VALUES ('intruder')", database.database_name(settings, a.course.id),
-                           database.READER_ROLE, passwords[database.READER_ROLE])
+    reader = postgres.psql("INSERT INTO student (id) VALUES ('intruder')",
+                           database.database_name(settings, a.course.id), database.READER_ROLE,
+                           passwords[database.READER_ROLE])
     assert reader.returncode != 0 and "permission denied" in reader.stderr, reader.stderr
     # the passwords: all of them root only; each grader's own in its home, for that account only
     state = settings.paths.state / database.PASSWORDS
