@@ -1,7 +1,7 @@
 """A two-node Docker Swarm on this machine: the host engine as manager, a second engine as worker.
 
 The worker is a second ``dockerd`` in a network namespace of its own, joined to the host by a veth
-pair: its own address, data root, exec root, socket, bridge, iptables and cgroup parent, so to Swarm it
+pair: its own address, data root, exec root, socket, bridge and iptables, so to Swarm it
 is another machine at another address (the hub reaches its learners' servers over the veth, they reach
 the hub's services back over it).  What it shares with the host, unlike a real VM: the kernel, the CPUs
 and the filesystem (standing in for the NFS share of the config folders a real worker mounts).  Images
@@ -81,7 +81,12 @@ def ip(*args: str) -> None:
 def _free_subnet(prefix: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
     """A /24 of *prefix* that no route on this machine overlaps."""
     routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
-    taken = [ipaddress.ip_network(word, strict=False) for word in routes.split() if "/" in word]
+    taken = []
+    for word in routes.split():
+        try:
+            taken.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:  # not an address
+            pass
     for _ in range(50):
         subnet = list(prefix.subnets(new_prefix=24))[secrets.randbelow(256)]
         if not any(subnet.overlaps(t) for t in taken):
@@ -146,8 +151,7 @@ def _worker_engine(ns: str, tag: str) -> Iterator[str]:
             ["nsenter", f"--net=/run/netns/{ns}", "--", "dockerd", "--data-root", str(root / "data"),
              "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"), "-H", f"unix://{sock}",
              "--bip", f"{next(bridge.hosts())}/24", "--storage-driver", driver,
-             "--containerd-namespace", f"dhw{tag}", "--containerd-plugins-namespace", f"dhw{tag}-plugins",
-             "--cgroup-parent", f"dhw{tag}"],
+             "--containerd-namespace", f"dhw{tag}", "--containerd-plugins-namespace", f"dhw{tag}-plugins"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     host = f"unix://{sock}"
     try:
@@ -168,10 +172,6 @@ def _worker_engine(ns: str, tag: str) -> Iterator[str]:
         for mount in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
-        try:
-            (Path("/sys/fs/cgroup") / f"dhw{tag}").rmdir()  # empty once its containers are gone
-        except OSError:
-            pass
 
 
 @contextmanager
@@ -186,7 +186,10 @@ def two_node_swarm(images: tuple[str, ...] = (LEARNER_IMAGE,)) -> Iterator[TwoNo
     with ExitStack() as stack:
         ns, manager_addr, worker_addr = stack.enter_context(_network_namespace(tag))
         worker_host = stack.enter_context(_worker_engine(ns, tag))
+        had_gwbridge = bool(docker("network", "ls", "-q", "--filter", "name=^docker_gwbridge$").stdout.strip())
         docker("swarm", "init", "--advertise-addr", manager_addr, "--listen-addr", f"{manager_addr}:2377")
+        if not had_gwbridge:  # joining a swarm leaves this bridge behind
+            stack.callback(docker, "network", "rm", "docker_gwbridge", check=False)
         stack.callback(docker, "swarm", "leave", "--force", check=False)
         token = docker("swarm", "join-token", "-q", "worker").stdout.strip()
         docker("-H", worker_host, "swarm", "join", "--token", token, "--advertise-addr", worker_addr,

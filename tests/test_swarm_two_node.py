@@ -3,6 +3,7 @@
 Learners' servers are placed on both nodes; a learner whose server runs on the worker goes through
 fetch → submit → autograde → feedback over the exchange service (no shared exchange folder); the hub is
 restarted mid-class and nothing is lost; a server started again lands on the node holding its home.
+The default set-up: learner home on, learners open and hand in modules with its buttons.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hubclient import HubUser
 from labharness import Lab, running_lab, start_hub, stop_hub
 from notebooks import solved
 from swarm_nodes import NodeUnavailable, TwoNodeSwarm, docker, two_node_swarm
-from test_course_flow import ASSIGNMENT, COURSE, NOTEBOOK, REPO, WIDGET_ANSWER, assignment_action, put_file
+from test_course_flow import ASSIGNMENT, COURSE, NOTEBOOK, REPO, WIDGET_ANSWER, put_file
 from test_exchange import my_submissions
 
 pytestmark = pytest.mark.slow
@@ -88,27 +89,31 @@ def test_learners_are_placed_on_both_nodes_and_answer_through_the_hub(swarm, pla
     assert not docker("ps", "-q", "--filter", f"name=donghaeng-{worker_learner.name}.").stdout.strip()
 
 
+def submit(learner: HubUser, attempt: int) -> None:
+    """The notebook toolbar's 제출하기: the server on its node hands the module to the exchange service."""
+    r = learner.server("POST", "donghaeng/api/submit", json={"path": NOTEBOOK, "request_id": f"{learner.name}-{attempt}"})
+    assert r.status_code == 200 and "월" in r.json()["receipt"], r.text  # the receipt's Korean date
+
+
 def test_learner_on_the_worker_fetches_submits_and_gets_feedback(lab, swarm, placed):
     learner = on_worker(placed, swarm)
     lab.cli("course", "release", COURSE, ASSIGNMENT)
-    assert assignment_action(learner, "fetch")["value"][0]["status"] == "fetched"
+    # 시작하기 on the learner home: the server on the worker fetches the module from the exchange service
+    opened = learner.server("GET", "donghaeng/open", params={"course": COURSE, "assignment": ASSIGNMENT})
+    assert opened.status_code == 200 and str(opened.url).endswith(f"lab/tree/{NOTEBOOK}"), opened.text
     source = nbformat.read(REPO / "assignments" / COURSE / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     released = nbformat.from_dict(learner.server("GET", f"api/contents/{NOTEBOOK}").json()["content"])
     put_file(learner, NOTEBOOK, nbformat.writes(solved(released, source)))
     put_file(learner, f"{COURSE}/{ASSIGNMENT}/donghaeng_answers.json", json.dumps(WIDGET_ANSWER, ensure_ascii=False))
-    assert assignment_action(learner, "submit")["success"]
+    submit(learner, 1)
 
     assert learner.name in lab.cli("course", "collect", COURSE, ASSIGNMENT).stdout
     lab.cli("course", "autograde", COURSE, ASSIGNMENT)
     with Gradebook(f"sqlite:///{lab.settings.paths.course_dir(COURSE) / 'gradebook.db'}", course_id=COURSE) as gb:
         assert gb.find_submission(ASSIGNMENT, learner.name).code_score == 6
     lab.cli("course", "feedback", COURSE, ASSIGNMENT)
-    assert assignment_action(learner, "fetch_feedback")["success"]
-    folder = learner.server("GET", f"api/contents/{COURSE}/{ASSIGNMENT}/feedback").json()["content"]
-    assert folder, "no feedback reached the server on the worker"
-    html = learner.server("GET", f"api/contents/{folder[0]['path']}/{ASSIGNMENT}.html",
-                          params={"type": "file", "format": "text"}).json()["content"]
-    assert "점수" in html and "6" in html  # all six automatic points, in Korean
+    feedback = learner.http.get(f"/services/home/feedback/{COURSE}/{ASSIGNMENT}/{ASSIGNMENT}")
+    assert feedback.status_code == 200 and "점수" in feedback.text, feedback.text[-500:]
 
 
 def test_hub_restart_mid_class_keeps_servers_and_submissions(lab, swarm, placed):
@@ -129,7 +134,7 @@ def test_hub_restart_mid_class_keeps_servers_and_submissions(lab, swarm, placed)
         assert who.server("GET", MEMO).json()["content"] == f"{who.name}의 메모"
     assert my_submissions(lab, learner)[:len(before)] == before
     # and the class goes on: a new submission from the worker after the restart
-    assert assignment_action(learner, "submit")["success"]
+    submit(learner, 2)
     assert len(my_submissions(lab, learner)) == len(before) + 1
 
 
