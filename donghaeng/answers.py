@@ -24,11 +24,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from . import safe_fs
 
 __all__ = ["ANSWERS_FILE", "AnswersFileError", "answers_path", "load_all", "load_answer", "save_answer"]
 
@@ -89,20 +90,8 @@ def _write_atomic(path: Path, data: dict[str, Any]) -> None:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = _DEFAULT_MODE
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the file readable like a normal one
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # the learner's own folder, as they named it (a folder they linked is still theirs)
+    safe_fs.write_text(path.parent.resolve(), path.name, text, mode=mode)
 
 
 def load_all(directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:

@@ -212,6 +212,7 @@ class CourseRunner:
             root=str(self.root), course_id=self.course.id,
             exchange=exchange_hub.grader_config(self.settings, self.course)
             + database.course_config(self.settings, self.course),
+            autograde=autograde_config(self.settings.autograde, self.hidden_from_kernels()),
         ), owner=owner)
         try:
             database.prepare_course(self.settings, self.course)  # PostgreSQL: its role and database
@@ -316,8 +317,12 @@ class CourseRunner:
         return max(1, min(2 * (os.cpu_count() or 1), self.settings.autograde.workers))
 
     # -- autograde bookkeeping: one small record per finished submission ----------------------
+    @staticmethod
+    def _record_rel(assignment: str, student: str, suffix: str = ".json") -> str:
+        return f".donghaeng/autograde/{assignment}/{student}{suffix}"
+
     def _record_path(self, assignment: str, student: str) -> Path:
-        return self.root / ".donghaeng" / "autograde" / assignment / f"{student}.json"
+        return self.root / self._record_rel(assignment, student)
 
     def _read_record(self, assignment: str, student: str) -> dict | None:
         try:
@@ -330,11 +335,8 @@ class CourseRunner:
 
         *submitted* is the submission's fingerprint taken before grading started.
         """
-        path = self._record_path(assignment, student)
-        record = {"fingerprint": submitted}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        safe_fs.write_text(self.root, self._record_rel(assignment, student),
+                           json.dumps({"fingerprint": submitted}, ensure_ascii=False), dir_mode=0o755)
 
     def up_to_date(self, assignment: str, student: str) -> bool:
         """True when this exact submission (same files, sizes and times) was already graded to the end."""
@@ -360,9 +362,7 @@ class CourseRunner:
             if not autograde_failed(ok, log) or not any(busy in log for busy in GRADEBOOK_BUSY):
                 break
             time.sleep(0.5 * (attempt + 1))  # another worker held the gradebook: try again
-        log_path = self._record_path(assignment, student).with_suffix(".log")
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(log, encoding="utf-8")
+        safe_fs.write_text(self.root, self._record_rel(assignment, student, ".log"), log, dir_mode=0o755)
         if autograde_failed(ok, log):
             return log
         self._write_record(assignment, student, submitted)

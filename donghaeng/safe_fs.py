@@ -132,6 +132,8 @@ def write_bytes(anchor: Path, rel: str | os.PathLike[str], data: bytes, *, mode:
                     os.fchown(f.fileno(), *owner)
                 os.fchmod(f.fileno(), mode)
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename: a crash leaves the old or the new file
             os.replace(tmp, rel.name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException as e:
             with suppress(OSError):

@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from nbgrader.utils import notebook_hash
 
+from .. import safe_fs
 from .archive import Limits, extract_tar, tar_folder
 
 #: nbgrader's default timestamp format with the UTC zone, as ``nbgrader submit`` writes it.
@@ -184,9 +185,7 @@ class Store:
             raise StoreError(MSG_NO_SUBMISSION, 404)
         dest = self._feedback_path(course, self._submission(course, matches[0]["id"]), notebook)
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}")
-        tmp.write_bytes(html)
-        os.replace(tmp, dest)
+        safe_fs.write_bytes(dest.parent, dest.name, html, mode=0o600)
 
     def feedback_archive(self, course: str, student: str, assignment: str | None, out: BinaryIO) -> int:
         """The released feedback of *student*'s own submissions as ``<assignment>/<timestamp>/<nb>.html``;
