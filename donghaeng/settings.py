@@ -73,6 +73,8 @@ class ClassStart(_Strict):
 
 
 class Course(_Strict):
+    """One course (``[[courses]]``): an nbgrader course with its own grader account and gradebook."""
+
     id: str = Field(description="Short ASCII id used in paths, groups and nbgrader (e.g. 'ai-basics').")
     title: str = Field(description="Title learners see (Korean).")
     assignments: str | None = Field(
@@ -99,7 +101,7 @@ class Https(_Strict):
     configurable-http-proxy serves the certificate itself and answers plain HTTP with a redirect.
     """
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="Serve HTTPS (cert and key required).")
     cert: Path | None = Field(
         default=None, description="PEM certificate with its chain (certbot: /etc/letsencrypt/live/<name>/fullchain.pem).")
     key: Path | None = Field(
@@ -133,22 +135,24 @@ class Https(_Strict):
 
 
 class Lab(_Strict):
-    data_dir: Path = Path("/srv/donghaeng")
-    ip: str = "127.0.0.1"
+    """The lab itself (``[lab]``): where it keeps its state, where it listens, how servers start."""
+
+    data_dir: Path = Field(default=Path("/srv/donghaeng"), description="Where the lab keeps its state (hub DB, courses, exchange, certificates).")
+    ip: str = Field(default="127.0.0.1", description="Address the public proxy listens on (0.0.0.0: every address).")
     port: int = Field(default=8000, description="Public HTTP port; with https on, only the base of the hub's "
                                                 "internal loopback ports (port+1 …).")
     https: Https = Https()
     spawner: Literal["local", "docker", "swarm"] = Field(
         default="local", description="'local': a system account per learner; 'docker'/'swarm': a container per "
                                      "learner ([containers]).")
-    default_language: Literal["ko", "en"] = "ko"
+    default_language: Literal["ko", "en"] = Field(default="ko", description="First language of the pages and JupyterLab.")
     user_prefix: Path = Field(
         default=Path("/opt/donghaeng/venv"),
         description="Python environment learners' servers run from; must be readable by every account.",
     )
-    home_root: Path = Path("/home")
-    learner_group: str = "donghaeng"
-    min_password_length: int = 8
+    home_root: Path = Field(default=Path("/home"), description="Where learners' home folders are made (local spawner).")
+    learner_group: str = Field(default="donghaeng", description="Unix group of the lab's accounts.")
+    min_password_length: int = Field(default=8, ge=6, description="Shortest password a person may choose.")
 
     @model_validator(mode="before")
     @classmethod
@@ -237,7 +241,7 @@ def hf_folder_problem(path: Path | None) -> str | None:
 class ModelService(_Strict):
     """The shared model service (``[model]``): limits that keep one class fair."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Run the shared model service.")
     account: str = Field(default="donghaeng-model", description="Unprivileged system account the service runs as.")
     engine_binary: Path = Field(default=Path("/opt/donghaeng/bin/llama-server"),
                                 description="llama.cpp server built by ./lab (engine = llama-server).")
@@ -247,7 +251,7 @@ class ModelService(_Strict):
     priority_groups: list[str] = Field(
         default_factory=lambda: ["trainer", "admin"],
         description="Hub groups whose requests go ahead of the queue (and may use priority_reserve extra places).")
-    priority_reserve: int = Field(default=5, ge=0)
+    priority_reserve: int = Field(default=5, ge=0, description="Extra queue places only priority_groups may take.")
     request_timeout: float = Field(default=120.0, gt=0, description="Seconds a request may take, waiting included.")
     max_tokens: int = Field(default=2048, ge=1, description="Largest max_tokens a request may ask for.")
     default_max_tokens: int = Field(default=256, ge=1, description="max_tokens when a request gives none.")
@@ -259,7 +263,7 @@ class ModelService(_Strict):
 class Certification(_Strict):
     """Certificates, the TTT gate and the public verification service (``[certification]``)."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Issue certificates and serve their public verification page.")
     policy: Path | None = Field(
         default=None, description="Certification policy TOML; default: graders/certification.toml in this repo.")
     public_url: str | None = Field(
@@ -271,7 +275,7 @@ class Certification(_Strict):
 class Dashboard(_Strict):
     """The trainer dashboard service (``[dashboard]``, docs/dashboard.md)."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Run the trainer dashboard.")
     inactive_days: int = Field(default=7, ge=1, description="Days without hub activity before a learner is at risk.")
     failing_below: float = Field(default=60, ge=0, le=100,
                                  description="Score (percent) under which a graded assignment puts a learner at risk.")
@@ -283,7 +287,7 @@ class Home(_Strict):
     Off, learners keep nbgrader's own (English) assignment panels instead.
     """
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Run the learner home (where people land after login).")
 
 
 class LearnerUI(_Strict):

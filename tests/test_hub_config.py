@@ -101,3 +101,11 @@ def test_an_old_lab_toml_says_where_a_key_moved(tmp_path, table, key, moved):
     with pytest.raises(SettingsError, match=r"옮겨졌어요") as error:
         load_settings(path)
     assert moved in str(error.value)
+
+
+def test_the_settings_reference_is_the_schema():
+    """docs/settings.md is generated: a field added or described differently must be regenerated."""
+    from donghaeng.settings_reference import reference
+
+    documented = (hubconfig.REPO_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert documented == reference(), "run: python -m donghaeng.settings_reference > docs/settings.md"
