@@ -439,7 +439,7 @@ class FirstAdminHandler(BaseHandler):
         if not compare_token(stored, self.get_argument("token", "", strip=True)):
             auth.throttle.spend("\0first-admin", address)
             self.set_status(403)
-            await self._render_form(FIRST_ADMIN_WRONG, login=login, name=name)
+            await self._render_form(FIRST_ADMIN_WRONG, login=login, person_name=name)
             return
         error = _login_problem(login) or (
             "이름을 적어 주세요." if not name or len(name) > 50 else
@@ -454,7 +454,7 @@ class FirstAdminHandler(BaseHandler):
                 error = str(e)
         if error:
             self.set_status(400)
-            await self._render_form(error, login=login, name=name)
+            await self._render_form(error, login=login, person_name=name)
             return
         claimed = self.token_file.with_name(f".{FIRST_ADMIN_TOKEN}.{secrets.token_hex(6)}")
         try:

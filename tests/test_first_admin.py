@@ -66,7 +66,8 @@ def up(lab: Lab, *args: str) -> str:
 
 
 def form(lab: Lab, client: httpx.Client, **fields: str) -> httpx.Response:
-    page = client.get(f"{lab.url}/hub/first-admin")
+    """Post the first-admin form as a browser would (the xsrf token of the login page: one per browser)."""
+    page = client.get(f"{lab.url}/hub/login")
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
     return client.post(f"{lab.url}/hub/first-admin", data={"_xsrf": xsrf, **fields})
 
