@@ -994,3 +994,31 @@ def test_a_graded_playground_saves_how_often_it_ran_even_across_a_restart(tmp_pa
     restarted.run_button.click()
     restarted.save_button.click()
     assert load_answer("w.p")["runs"] == 2
+
+
+def test_rewrite_box_and_source_check_line_for_learners(tmp_path, monkeypatch, capsys):
+    """m4's rewrite box refuses an unchanged or empty draft in Korean and keeps the saved text on a re-run;
+    a source check's check cell prints its marks as one Korean line."""
+    from donghaeng.widgets.quiz import show_saved
+    from donghaeng.widgets.responsible import describe_marks, missing_facts, rewrite_exercise, words_left
+
+    monkeypatch.chdir(tmp_path)
+    draft = "- 급여: 월 250만 원\n- 20~30대 젊은 여성이면 좋아요."
+    box = rewrite_exercise("w.ad", draft, "차별이 되는 줄을 고쳐 주세요.")
+    box.save_button.click()
+    assert box.message.startswith("아직 글을 고치지 않았어요") and load_answer("w.ad") is None
+    box.editor.value = "  "
+    box.save_button.click()
+    assert box.message.startswith("글이 비어 있어요") and load_answer("w.ad") is None
+    box.editor.value = "- 급여: 월 250만 원\n- 누구나 지원할 수 있어요."
+    box.save_button.click()
+    assert box.message.startswith("저장했어요") and "Traceback" not in box.status.value
+    again = rewrite_exercise("w.ad", draft, "다시 실행")
+    assert again.editor.value == load_answer("w.ad") and "누구나" in again._repr_mimebundle_()["text/plain"]
+    assert words_left(load_answer("w.ad"), ["젊은 여성"]) == [] and words_left(draft, ["젊은 여성"]) == ["젊은 여성"]
+    assert missing_facts(load_answer("w.ad"), {"급여": ["250"], "근무지": ["마포"]}) == ["근무지"]
+    assert missing_facts(None, {"급여": ["250"]}) == ["급여"], "no answer has lost every fact"
+
+    save_answer("w.h", {"sentences": ["가.", "나."], "supported": [True, False]})
+    show_saved("w.h", describe=describe_marks)
+    assert capsys.readouterr().out.startswith("저장된 답: 1번 근거 있음, 2번 근거 없음")
