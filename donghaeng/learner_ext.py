@@ -31,11 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import nbformat
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .home.schedule import korean_time
 
@@ -240,19 +240,18 @@ class _LearnerMixin:
         base = os.environ.get(HOME_URL_ENV)
         if not base:
             raise ConnectionError("no home service")
-        request = HTTPRequest(url_path_join(base, "api", path), method=method,
-                              body=json.dumps(body) if body is not None else None,
-                              headers={"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}",
-                                       "Content-Type": "application/json"},
-                              request_timeout=10)
-        response = await AsyncHTTPClient().fetch(request)
-        return json.loads(response.body)
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+            response = await client.request(
+                method, url_path_join(base, "api", path), json=body,
+                headers={"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}"})
+        response.raise_for_status()
+        return response.json()
 
     async def deadline(self, course: str, assignment: str) -> datetime | None:
         """From the home service (it reads nbgrader's duedate); None when there is none or it is away."""
         try:
             info = await self.home_api("GET", f"module/{quote(course)}/{quote(assignment)}")
-        except (OSError, HTTPClientError, ValueError) as e:
+        except (OSError, httpx.HTTPError, ValueError) as e:
             self.log.warning("learner home unreachable, no deadline check: %s", e)
             return None
         return datetime.fromisoformat(info["deadline"]) if info.get("deadline") else None
@@ -408,7 +407,7 @@ class HelpHandler(_ApiHandler):
             saved = await self.home_api("POST", "help", {
                 "course": course, "notebook": path, "cell": int(cell) if cell is not None else None,
                 "message": str(body.get("message", ""))})
-        except (OSError, HTTPClientError, ValueError) as e:
+        except (OSError, httpx.HTTPError, ValueError) as e:
             self.log.warning("help request not recorded: %s", e)
             raise LearnerError(MSG_HELP_DOWN, 503) from e
         self.finish(saved)
@@ -418,7 +417,29 @@ def _jupyter_server_extension_points() -> list[dict]:
     return [{"module": "donghaeng.learner_ext"}]
 
 
+def _serve_learner_css(serverapp) -> None:
+    """Let JupyterLab's ``custom/custom.css`` come from the lab's learner config dir (18 px text,
+    :data:`donghaeng.jupyter_config.LEARNER_CSS`).
+
+    ``ServerApp.static_custom_path`` is not configurable; JupyterLab's custom CSS handler reads this
+    same list on every request, so the first config dir on ``JUPYTER_CONFIG_PATH`` that holds a
+    ``custom/custom.css`` is put at its front (a learner's own ``~/.jupyter/custom`` still comes first).
+    """
+    from jupyter_core.paths import jupyter_config_path
+
+    paths = serverapp.web_app.settings.get("static_custom_path")
+    if not isinstance(paths, list):
+        return
+    for folder in jupyter_config_path():
+        custom = os.path.join(folder, "custom")
+        if os.path.isfile(os.path.join(custom, "custom.css")):
+            if custom not in paths:
+                paths.insert(0, custom)
+            return
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
+    _serve_learner_css(serverapp)
     base = url_path_join(serverapp.web_app.settings["base_url"], "donghaeng")
     serverapp.web_app.add_handlers(".*$", [
         (url_path_join(base, "open"), OpenHandler),

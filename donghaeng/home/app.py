@@ -20,11 +20,11 @@ import os
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import httpx
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from .. import service_runtime
 from ..cohort import Cohort
@@ -54,10 +54,12 @@ class HomeHandler(HubOAuthenticated, web.RequestHandler):
         """This person's hub model (groups, servers with their state, stopped ones too), read with the
         service's own token."""
         name = self.current_user["name"]
-        request = HTTPRequest(url_path_join(self.hub_auth.api_url, "users", quote(name)) + "?include_stopped_servers=1",
-                              headers={"Authorization": f"token {self.hub_auth.api_token}"}, request_timeout=10)
-        response = await AsyncHTTPClient().fetch(request)
-        return json.loads(response.body)
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+            response = await client.get(url_path_join(self.hub_auth.api_url, "users", quote(name)),
+                                        params={"include_stopped_servers": "1"},
+                                        headers={"Authorization": f"token {self.hub_auth.api_token}"})
+        response.raise_for_status()
+        return response.json()
 
     async def courses(self) -> tuple[list, list[str], dict]:
         """(my courses, ids of courses I teach, my hub model)."""
