@@ -48,6 +48,7 @@ PEOPLE = {
     "trainer": ("최은정", "trainer", COURSE),
     "ttt_trainer": ("정미경", "trainer", "ttt"),
     "candidate": ("한가람", "learner", "ttt"),
+    "peer": ("윤서진", "learner", "ttt"),
     "admin": ("관리자", "admin", COURSE),
 }
 POLICY = f"""
@@ -477,14 +478,14 @@ def test_an_observed_teachback_recorded_by_the_trainer_certifies_and_survives_a_
     assert refused.status_code == 400 and "시범 강의 관찰 기록이 없어요" in refused.text
     assert Store.of(cohort.settings).certificates(login) == []
 
-    # the candidate cannot record their own teach-back
+    # learners cannot record a teach-back, their own or a peer's (with a good XSRF token: the role check refuses)
     path = f"courses/ttt/teachback?login={login}"
     assert dashboard(candidate, path).status_code == 403
-    # the dashboard's own XSRF cookie (from the calibration forms): the refusal is the role check's, not XSRF's
-    own_xsrf = next(c.value for c in candidate.http.cookies.jar if c.name == "_xsrf" and "/hub" not in c.path)
-    forged = candidate.http.post(f"{DASH}/{path}", data={
+    peer = users("peer")
+    peer_xsrf = xsrf_of(dashboard(peer, "calibration/m1-reflection").text)
+    forged = peer.http.post(f"{DASH}/{path}", data={
         "session_date": "2026-11-30", "attended": "yes", "item-goal": "on", "item-practice": "on",
-        "item-check": "on", "_xsrf": own_xsrf})
+        "item-check": "on", "_xsrf": peer_xsrf})
     assert forged.status_code == 403 and "트레이너와 관리자만" in forged.text
     assert Store.of(cohort.settings).teachback(login, "ttt") is None
 
