@@ -140,19 +140,23 @@ def test_submit_autograde_feedback(lab, learners):
 
 
 def test_dashboard_and_certification_read_the_grades(lab, learners):
-    """What the trainer dashboard and the certification gate show comes from the gradebook just graded
-    (with PostgreSQL: read through the read-only role, not a file)."""
+    """What the trainer dashboard, the certification gate and the learner home show comes from the
+    gradebook just graded (with PostgreSQL: read through the read-only role, not a file)."""
     from donghaeng.certification import evaluate
     from donghaeng.dashboard.progress import build_report
+    from donghaeng.home.progress import course_progress
 
     learner, learner2 = learners["learner"], learners["learner2"]
     report = build_report(lab.settings, lab.settings.course(COURSE), {}, inactive_days=7, failing_below=60)
-    cells = {row.person.login: row.cells[ASSIGNMENT] for row in report.rows}
+    cells = {row.person.login: row.cells[ASSIGNMENT] for row in report.learners}
     assert (cells[learner.name].score, cells[learner.name].max_score) == (6, 9)
     assert cells[learner2.name].score == 0
-    assert report.queue[ASSIGNMENT] >= 1  # the reflection waits for the trainer
+    assert report.manual_queue[ASSIGNMENT] >= 1  # the reflection waits for the trainer
     [status] = evaluate(lab.settings, learner.name)
     assert status.scores[COURSE][ASSIGNMENT].score == 6
+    [module] = [m for m in course_progress(lab.settings, lab.settings.course(COURSE), learner.name)
+                if m.assignment == ASSIGNMENT]
+    assert module.state == "feedback" and (module.score, module.max_score) == (6, 9)
 
 
 def test_submission_without_the_notebook_is_refused(lab, learners):
