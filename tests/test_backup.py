@@ -115,8 +115,10 @@ def mid_class(drill):
     outside = tmp / "outside-secret.txt"
     outside.write_text("OUTSIDE-SECRET-7f3a", encoding="utf-8")
     outside.chmod(0o600)
-    for cmd in (["ln", "-s", str(outside), "planted-link"], ["ln", "-s", "/etc", "etc-link"], ["mkfifo", "pipe"]):
-        assert run_as(learner.name, "sh", "-c", f'cd "$HOME" && {" ".join(cmd)}').returncode == 0
+    home = Path(pwd.getpwnam(learner.name).pw_dir)
+    for cmd in (["ln", "-s", str(outside), home / "planted-link"], ["ln", "-s", "/etc", home / "etc-link"],
+                ["mkfifo", home / "pipe"]):
+        assert run_as(learner.name, *map(str, cmd)).returncode == 0
     return learner, serial, outside
 
 
