@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -149,3 +151,12 @@ def test_server_started_again_lands_on_the_node_with_its_home(lab, swarm, placed
     spec = json.loads(docker("service", "inspect", service).stdout)[0]["Spec"]["TaskTemplate"]
     assert spec["Placement"]["Constraints"] == [f"node.id=={node_id}"]
     assert who.server("GET", MEMO).json()["content"] == f"{who.name}의 메모"  # their home volume came along
+
+
+def test_distributing_to_an_unreachable_node_says_so_in_korean(tmp_path):
+    if os.geteuid() != 0 or docker("image", "inspect", LEARNER_IMAGE, check=False).returncode != 0:
+        pytest.skip("needs root and the learner image")
+    result = subprocess.run([sys.executable, "-m", "donghaeng", "images", "distribute", "--node",
+                             f"unix://{tmp_path}/no-engine.sock"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Docker 엔진에 닿지 못했어요" in " ".join(result.stderr.split()), result.stderr
