@@ -6,8 +6,9 @@ widgets, the way a learner clicks:
 
 * the model answer (the answer key, solution cells filled) must score 100 % of the autograded points;
 * each "no-skill" strategy — always the longest option, always the first or the second option shown,
-  ticking every box, copying the example the notebook itself shows, 20 characters in every text box —
-  must score under :data:`NO_SKILL_LIMIT`.
+  ticking every box, copying the example the notebook itself shows, 20 characters in every text box,
+  the rubric's own cue words strung together in a prompt — must score under :data:`NO_SKILL_LIMIT`.
+  Prompts are run twice in the playground before they are saved, as the rubric asks.
 
 A module joins by being listed in :data:`MODULES`; a widget type no strategy knows fails loudly.
 """
@@ -27,15 +28,18 @@ from nbgrader.api import Gradebook
 
 from donghaeng.answers import ANSWERS_FILE
 from donghaeng.widgets.choice import ChoiceQuestion
-from donghaeng.widgets.quiz import CheckboxQuestion, NumberQuestion
+from donghaeng.grading import load_rubric
+from donghaeng.widgets.playground import PromptPlayground
+from donghaeng.widgets.quiz import CheckboxQuestion, DropdownsQuestion, NumberQuestion
 from donghaeng.widgets.responsible import HallucinationCheck, TextEditExercise
 
 from test_assignments import (
-    NOTEBOOKS, Nb, answer_key, answer_like_a_learner, build_widget, fill_solutions, nbg_meta, nbgrader, read_nb,
-    widget_cells, write_course_config,
+    NOTEBOOKS, Nb, answer_key, answer_like_a_learner, build_widget, code_text, fill_solutions, nbg_meta, nbgrader,
+    read_nb, widget_cells, write_course_config,
 )
 
-MODULES = [("ai-basics", "m1-first-steps"), ("ai-basics", "m4-responsible-ai"), ("ai-basics", "m5-keep-growing"),
+MODULES = [("ai-basics", "m1-first-steps"), ("ai-basics", "m2-work-smarter"), ("ai-basics", "m3-prompting"),
+           ("ai-basics", "m4-responsible-ai"), ("ai-basics", "m5-keep-growing"),
            # TTT: T1 and T4 have two autograded questions, so one lucky pick alone is 40 %; they are left out
            ("ttt", "t2-running-the-lab"), ("ttt", "t3-grading-calibration")]
 NO_SKILL_LIMIT = 0.40
@@ -53,17 +57,45 @@ def visible_text(nb: Nb) -> str:
 
 
 def example_numbers(nb: Nb) -> list[int]:
-    """Whole numbers the notebook's own open example cells print (what a copier would take)."""
+    """Whole numbers the notebook's own open example cells print (what a copier would take).
+
+    The open cells run in order in one namespace, as a learner runs them: a self-check's setup cell
+    comes before the cell that checks.
+    """
     printed = io.StringIO()
+    namespace: dict = {}
     for cell in read_nb(nb.path).cells:
-        if cell.cell_type == "code" and not nbg_meta(cell):
+        folded = nbg_meta(cell).get("grade") or cell.metadata.get("jupyter", {}).get("source_hidden")
+        if cell.cell_type == "code" and not folded:
             with contextlib.redirect_stdout(printed):
-                exec(cell.source, {})  # noqa: S102 - the course's own example cell
+                exec(cell.source, namespace)  # noqa: S102 - the course's own example cell
     return [int(n) for n in re.findall(r"\d+", printed.getvalue())]
 
 
 def overlap(option: str, text: str) -> int:
     return sum(1 for word in option.split() if len(word) > 1 and word in text)
+
+
+def typed_prompt(widget: PromptPlayground, task: str, context: str, references: str) -> dict[str, Any]:
+    """A playground answer: three texts typed, the settings as shown, run twice before saving."""
+    return {"task": task, "context": context, "references": references, "temperature": widget.temperature.value,
+            "top_p": widget.top_p.value, "max_tokens": widget.max_tokens.value, "runs": 2}
+
+
+def keyword_salad(nb: Nb) -> str:
+    """Every cue word and fact of the rubrics the notebook's check cells grade with, strung together."""
+    names = re.findall(r"""grade_prompt\([^,]+,\s*["']([^"']+)["']""", code_text(nb))
+    words = [word for name in names for criterion in load_rubric(name).criteria
+             for word in [*criterion.cues, *(way for group in criterion.facts for way in group)]]
+    return " ".join(dict.fromkeys(words))
+
+
+def table_example(nb: Nb) -> dict[str, str]:
+    """The example column of the notebook's first framework table (``| **작업** | … | example |``)."""
+    rows: dict[str, str] = {}
+    for m in re.finditer(r"^\| \*\*(.+?)\*\* \|.*\|(.+)\|$", visible_text(nb), re.M):
+        rows.setdefault(m.group(1), m.group(2).strip())
+    return {"task": rows.get("작업", ""), "context": rows.get("맥락", ""), "references": rows.get("참고 자료", "")}
 
 
 # A strategy gets the widget and the notebook and returns what to enter (None: leave it unanswered).
@@ -81,6 +113,11 @@ def pick(choose: Callable[[list[str]], str], number: Callable[[NumberQuestion], 
             return [o for o in widget.options if o in chosen]
         if isinstance(widget, NumberQuestion):
             return number(widget)
+        if isinstance(widget, DropdownsQuestion):  # the same rule in every list
+            return {row: choose(list(dropdown.options)) for row, dropdown in widget.dropdowns.items()}
+        if isinstance(widget, PromptPlayground):  # the rubric's own words, in every box
+            salad = keyword_salad(nb)
+            return typed_prompt(widget, salad, salad, salad)
         if isinstance(widget, TextEditExercise):
             return None  # the text left as shown: saving it unchanged is refused
         if isinstance(widget, HallucinationCheck):  # every sentence ticked, or none
@@ -94,6 +131,8 @@ def copy_example(widget: Any, nb: Nb) -> Any:
     text = visible_text(nb)
     if isinstance(widget, NumberQuestion):
         return next(n for n in example_numbers(nb) if widget.number.min <= n <= widget.number.max)
+    if isinstance(widget, PromptPlayground):
+        return typed_prompt(widget, **table_example(nb))
     return pick(lambda options: max(options, key=lambda o: overlap(o, text)), int)(widget, nb)
 
 
@@ -101,6 +140,10 @@ def filler(widget: Any, nb: Nb) -> Any:
     """20 characters wherever text is asked; everything else left as it first appears."""
     if isinstance(widget, TextEditExercise):
         return FILLER_TEXT
+    if isinstance(widget, PromptPlayground):
+        return typed_prompt(widget, FILLER_TEXT, FILLER_TEXT, FILLER_TEXT)
+    if isinstance(widget, DropdownsQuestion):
+        return None  # nothing picked
     if isinstance(widget, NumberQuestion):
         return int(widget.number.value)
     return pick(lambda options: options[0], int)(widget, nb)
