@@ -6,8 +6,8 @@ read off the tokenizer explorer and typed into the number box), lets the real mo
 pre-filled beginning in the playground, writes the reflection, saves with Ctrl+S and submits.  The
 trainer's real collect → autograde → feedback then gives full marks for every autograded question.
 
-Also checked on the way: the learner's JupyterLab serves the 18 px font settings and the notebook is
-drawn at 18 px, the model-kind box explains the base model, and no output area, feedback page or
+Also checked on the way: the learner's server serves the 18 px style sheet and the notebook is drawn
+at 18 px, the model-kind box explains the base model, and no output area, feedback page or
 home page shows an English traceback.  Screenshots: ARTIFACTS/m1-*.png.
 """
 
@@ -23,6 +23,7 @@ from labharness import ARTIFACTS, running_lab
 from test_browser import CHROMIUM, browser, keyboard_login, page  # noqa: F401  (fixtures)
 from test_learner_journey import focus_by_tab, wait_for_notebook
 
+from donghaeng.jupyter_config import LEARNER_CSS
 from donghaeng.settings import PACKAGED_MODEL
 
 COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"
@@ -107,12 +108,9 @@ def test_m1_by_mouse_and_keyboard_to_full_marks(m1_lab, page):
     wait_for_notebook(page, login)
     page.locator(".jp-NotebookPanel-toolbar [data-status='idle']").first.wait_for(state="attached", timeout=180_000)
 
-    # 18 px for learners: the served JupyterLab setting and the drawn text
-    themes = page.request.get(f"{lab.url}/user/{login}/lab/api/settings/@jupyterlab/apputils-extension:themes")
-    assert themes.ok, themes.text()
-    overrides = themes.json()["schema"]["properties"]["overrides"]["default"]
-    assert {k: overrides[k] for k in ("content-font-size1", "code-font-size", "ui-font-size1")} == {
-        "content-font-size1": "18px", "code-font-size": "18px", "ui-font-size1": "18px"}
+    # 18 px for learners: the style sheet the learner's server serves, and the text as drawn
+    css = page.request.get(f"{lab.url}/user/{login}/custom/custom.css")
+    assert css.ok and css.text() == LEARNER_CSS, css.text()
     intro = cell(page, "오늘 배울 것").locator(".jp-RenderedMarkdown li").first
     assert intro.evaluate("e => getComputedStyle(e).fontSize") == "18px"
 
@@ -121,10 +119,14 @@ def test_m1_by_mouse_and_keyboard_to_full_marks(m1_lab, page):
     cells.first.locator(".jp-InputPrompt").click()
     for _ in range(cells.count() - 1):  # the last cell is text; one more Shift+Enter would add a cell
         page.keyboard.press("Shift+Enter")
+    # the kernel has run them all once the last code cell (the code corner) has printed
+    expect(page.locator(".jp-OutputArea", has_text="띄어쓰기로 나눈 조각:")).to_have_count(1, timeout=300_000)
 
     # question 1: the right option, then 저장하기
     q1 = cell(page, "다음 중 언어 모델이 하는 일에 가장 가까운 것은")
-    q1.get_by_role("radio", name=KEY[f"{ASSIGNMENT}.q1"]).click(timeout=180_000)
+    right = q1.get_by_role("radio", name=KEY[f"{ASSIGNMENT}.q1"])
+    right.click(timeout=180_000)
+    assert right.evaluate("e => getComputedStyle(e.closest('label')).fontSize") == "18px"  # widgets too
     save_answer(q1)
 
     # question 2: read the count the tokenizer explorer shows for the question's sentence
@@ -163,10 +165,12 @@ def test_m1_by_mouse_and_keyboard_to_full_marks(m1_lab, page):
     # question 4: the reflection is prose in a text cell (double click, write, Shift+Enter)
     reflection = cell(page, "여기에 답을 써 주세요.")  # nbgrader's stub (graders/nbgrader_config.py)
     reflection.dblclick()
-    page.keyboard.press("Control+A")
+    reflection.locator(".cm-content").click()  # the editor is open; a click puts the cursor in it
+    page.wait_for_function("document.activeElement && document.activeElement.closest('.cm-editor')")
+    page.keyboard.press("Control+A")  # in the cell's editor: the stub goes
     page.keyboard.type(REFLECTION)
     page.keyboard.press("Shift+Enter")
-    expect(cell(page, REFLECTION[:20])).to_be_visible()
+    expect(page.locator(".jp-Notebook .jp-RenderedMarkdown", has_text=REFLECTION)).to_have_count(1)
 
     assert_no_english_errors(page, ".jp-Notebook .jp-OutputArea")
     expect(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")).to_have_count(0)
@@ -174,7 +178,14 @@ def test_m1_by_mouse_and_keyboard_to_full_marks(m1_lab, page):
 
     # save with Ctrl+S and submit with the toolbar's 제출하기
     page.keyboard.press("Control+s")
-    expect(page.locator(".jp-NotebookPanel-toolbar, .jp-Toolbar").first).to_be_visible()
+    saved = f"{lab.url}/user/{login}/api/contents/{NOTEBOOK}"
+    for _ in range(60):  # the save reached the disk (submitting during a save would race it)
+        cells_on_disk = page.request.get(saved).json()["content"]["cells"]
+        if any(REFLECTION in "".join(c["source"]) for c in cells_on_disk):
+            break
+        page.wait_for_timeout(1000)
+    else:
+        raise AssertionError("Ctrl+S did not save the notebook")
     page.locator("button.dh-submit").click()
     dialog = page.get_by_role("dialog", name="제출할까요?")
     dialog.get_by_role("button", name="제출하기").click()
