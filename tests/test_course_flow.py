@@ -159,6 +159,20 @@ def test_dashboard_and_certification_read_the_grades(lab, learners):
     assert module.state == "feedback" and (module.score, module.max_score) == (6, 9)
 
 
+def test_the_hub_keeps_its_users_in_the_configured_database(lab, learners):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database.hub_url(lab.settings))
+    try:
+        with engine.connect() as conn:
+            users = set(conn.execute(text("SELECT name FROM users")).scalars())
+    finally:
+        engine.dispose()
+    assert {user.name for user in learners.values()} <= users
+    # with [database] the state folder has no SQLite hub database at all
+    assert lab.settings.paths.hub_db.exists() == (lab.settings.database.hub_url is None)
+
+
 def test_submission_without_the_notebook_is_refused(lab, learners):
     learner2 = learners["learner2"]
     r = learner2.server("DELETE", f"api/contents/{NOTEBOOK}")
