@@ -506,6 +506,8 @@ def test_an_observed_teachback_recorded_by_the_trainer_certifies_and_survives_a_
     assert (record.session_date, record.attended, record.checked, record.recorded_by) == (
         "2026-11-30", True, ("goal", "check"), trainer.name)
     assert instructor_missing(cohort, login) == []
+    again = dashboard(trainer, path).text  # the note is shown back as text, never as markup
+    assert "메모: &lt;b&gt;확인 질문&lt;/b&gt;이 좋았어요" in again and "<b>확인 질문</b>" not in again
 
     stop_hub(cohort)  # the record is the lab's, not the dashboard process's
     start_hub(cohort)
