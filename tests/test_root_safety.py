@@ -172,6 +172,11 @@ def _ids(user: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
+# the master grades candidates are calibrated against (the glob must find them: the test reads each)
+CALIBRATION_GRADES = sorted((REPO / "graders" / "calibration").glob("*.toml"))
+assert CALIBRATION_GRADES, "graders/calibration has no master grades to protect"
+
+
 def test_a_learner_reads_nothing_in_the_checkout_but_the_package(setup):
     learner = setup.learner
     key = next((REPO / "assignments" / COURSE / "answer-keys").iterdir()).name
@@ -179,7 +184,7 @@ def test_a_learner_reads_nothing_in_the_checkout_but_the_package(setup):
                     f"HEAD:assignments/{COURSE}/answer-keys/{key}")
     assert shown.returncode != 0 and not shown.stdout
     for path in (REPO / "assignments" / COURSE / "answer-keys" / key, REPO / ".git" / "HEAD",
-                 REPO / "graders" / "calibration" / "ttt-reflection.toml", REPO / "graders" / "rubrics",
+                 *CALIBRATION_GRADES, REPO / "graders" / "rubrics",
                  REPO / "hub" / "lab.toml", REPO / "tests" / "test_root_safety.py", REPO / "README.md",
                  setup.settings.paths.root / "graders" / "nbgrader_config.py"):
         assert as_user(learner, "cat", str(path)).returncode != 0, path
@@ -196,7 +201,8 @@ def test_the_grader_reads_the_rubrics_but_not_the_calibration_grades(setup):
     user = setup.runner.course.grader_user  # with its groups, as the hub's services and _as_grader run it
     read = as_user(user, "cat", str(REPO / "graders" / "rubrics" / "m3-final-prompt.toml"))
     assert read.returncode == 0 and "criteria" in read.stdout, read.stderr
-    assert as_user(user, "cat", str(REPO / "graders" / "calibration" / "ttt-reflection.toml")).returncode != 0
+    for grades in CALIBRATION_GRADES:
+        assert as_user(user, "cat", str(grades)).returncode != 0, grades
     assert as_user(user, "cat", str(setup.settings.paths.root / "graders" / "nbgrader_config.py")).returncode == 0
 
 
