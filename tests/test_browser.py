@@ -160,7 +160,7 @@ def test_learner_lab_has_no_instructor_tools_or_terminal(lab, logged_in, page):
 WIDGET_NOTEBOOK = {
     "cells": [
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "from donghaeng.widgets import prompt_playground\nprompt_playground()"},
+         "source": "from donghaeng.widgets import prompt_playground\nprompt_playground(mode=\"task\")"},
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
          "source": "from donghaeng.widgets import next_token_viewer\nnext_token_viewer()"},
     ],
