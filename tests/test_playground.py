@@ -9,16 +9,15 @@ the lab's real model service: the packaged base Gemma 3 270M in llama-server, an
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import ipywidgets as widgets
 import pytest
-from fakeclients import ExplodingClient
+from fakeclients import ExplodingClient, ScriptedClient
 
 from donghaeng import answers, model_client
 from donghaeng.answers import load_answer
-from donghaeng.model_client import Token
 from donghaeng.widgets.playground import (
     HISTORY_LIMIT,
     MSG_AB_TEMPERATURE,
@@ -67,49 +66,9 @@ class PromptTooLong(ModelError):
     pass
 
 
-class FakeClient:
-    name = "fake-gemma"
-
-    def __init__(self, pieces=("안녕", "하세요", "! 반가", "워요."), *, context_length: int = 400,
-                 fail: Exception | None = None, fail_after: int = 0, tokenize_fail: Exception | None = None,
-                 on_piece: Callable[[int], None] | None = None, kind: str = "base") -> None:
-        self.kind = kind
-        self.pieces = list(pieces)
-        self.context_length = context_length
-        self.fail = fail
-        self.fail_after = fail_after
-        self.tokenize_fail = tokenize_fail
-        self.on_piece = on_piece
-        self.calls: list[dict] = []
-
-    def tokenize(self, text: str) -> list[Token]:
-        if self.tokenize_fail:
-            raise self.tokenize_fail
-        return [Token(i, ch) for i, ch in enumerate(text)]  # one token per character
-
-    def complete(self, prompt, *, temperature=0.7, top_p=0.95, max_tokens=64, stop=None) -> Iterator[str]:
-        self.calls.append({"prompt": prompt, "temperature": temperature, "top_p": top_p,
-                           "max_tokens": max_tokens, "stop": stop})
-        return self._pieces(prompt)
-
-    def chat(self, messages, *, temperature=0.7, top_p=0.95, max_tokens=64) -> Iterator[str]:
-        self.calls.append({"messages": messages, "temperature": temperature, "top_p": top_p,
-                           "max_tokens": max_tokens})
-        return self._pieces(messages[-1]["content"])
-
-    def _pieces(self, prompt: str) -> Iterator[str]:
-        pieces = self.pieces
-        if "B안" in prompt:
-            pieces = [" B", "의 ", "답"]
-        for i, piece in enumerate(pieces):
-            if self.fail is not None and i == self.fail_after:
-                raise self.fail
-            if self.on_piece:
-                self.on_piece(i)
-            yield piece
-
-    def next_tokens(self, prompt, *, top_k=10, temperature=1.0):
-        raise AssertionError("the playground never asks for next tokens")
+def FakeClient(pieces=("안녕", "하세요", "! 반가", "워요."), **kwargs) -> ScriptedClient:
+    """The scripted model; a prompt naming "B안" gets B's own answer (for the A/B tests)."""
+    return ScriptedClient(pieces, by_prompt={"B안": [" B", "의 ", "답"]}, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -152,9 +111,9 @@ def test_preview_follows_typing_without_touching_the_model() -> None:
 
 
 def test_the_default_client_is_used_only_on_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[FakeClient] = []
+    made: list[ScriptedClient] = []
 
-    def factory() -> FakeClient:
+    def factory() -> ScriptedClient:
         if not made:
             made.append(FakeClient())
         return made[0]  # the lab's client is one per kernel

@@ -11,7 +11,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import nbformat
 import pytest
-from fakeclients import ExplodingClient
+from fakeclients import ExplodingClient, ScriptedClient
 from nbclient import NotebookClient
 
 from donghaeng import answers, model_client
@@ -61,27 +61,17 @@ class ModelBusy(ModelError):
     pass
 
 
-class FakeClient:
-    name = "fake-gemma"
-    context_length = 400
+def biased_candidates(prompt: str) -> list[TokenProb]:
+    """Next words a biased model might give: a different order for 간호사 than for the other jobs."""
+    words = ["여자", "남자", " 친절", "\n", "바쁘"] if "간호사" in prompt else [" 남자", "여자", "똑똑", "바쁘", " "]
+    probs = [0.4, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.01, 0.005, 0.005]
+    return [TokenProb(i, w, p) for i, (w, p) in enumerate(zip(words * 2, probs))]
 
-    def __init__(self, fail_on: int | None = None) -> None:
-        self.calls: list[tuple[str, int, float]] = []
-        self.fail_on = fail_on
 
-    def next_tokens(self, prompt: str, *, top_k: int = 10, temperature: float = 1.0) -> list[TokenProb]:
-        self.calls.append((prompt, top_k, temperature))
-        if self.fail_on is not None and len(self.calls) == self.fail_on:
-            raise ModelBusy("지금은 다른 분이 AI를 쓰고 있어요. 잠시 뒤 다시 해 주세요.")
-        words = ["여자", "남자", " 친절", "\n", "바쁘"] if "간호사" in prompt else [" 남자", "여자", "똑똑", "바쁘", " "]
-        probs = [0.4, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.01, 0.005, 0.005]
-        return [TokenProb(i, w, p) for i, (w, p) in enumerate(zip(words * 2, probs))][:top_k]
-
-    def tokenize(self, text):  # pragma: no cover - not used by these widgets
-        raise AssertionError
-
-    def complete(self, *a, **k):  # pragma: no cover
-        raise AssertionError
+def FakeClient(fail_on: int | None = None) -> ScriptedClient:
+    """The scripted model with biased next words; the *fail_on*-th question finds the model busy."""
+    busy = ModelBusy("지금은 다른 분이 AI를 쓰고 있어요. 잠시 뒤 다시 해 주세요.") if fail_on else None
+    return ScriptedClient(candidates=biased_candidates, fail_on_call=fail_on, fail=busy)
 
 
 @pytest.fixture(autouse=True)
@@ -292,8 +282,8 @@ def test_bias_probe_shows_next_tokens_side_by_side() -> None:
     w.words.value = "간호사, 엔지니어, 비서, CEO, 간호사"
     w.top_k.value = 4
     w.run_button.click()
-    assert [c[0] for c in client.calls] == ["간호사는 보통", "엔지니어는 보통", "비서는 보통", "CEO는 보통"]
-    assert all(top_k == 4 and temp == 1.0 for _p, top_k, temp in client.calls)
+    assert [c["prompt"] for c in client.calls] == ["간호사는 보통", "엔지니어는 보통", "비서는 보통", "CEO는 보통"]
+    assert all(c["top_k"] == 4 and c["temperature"] == 1.0 for c in client.calls)
     table = html.unescape(w.table.value)
     for prompt in ("간호사는 보통", "엔지니어는 보통", "비서는 보통", "CEO는 보통"):
         assert f">{prompt} …</th>" in table

@@ -11,8 +11,9 @@ import re
 import socket
 
 import pytest
+from fakeclients import ScriptedClient
 
-from donghaeng.model_client import InKernelClient, ModelClient, ServiceClient, Token, TokenProb
+from donghaeng.model_client import InKernelClient, ServiceClient, TokenProb
 from donghaeng.widgets.next_token import NextTokenViewer, next_token_viewer
 from donghaeng.widgets.tokens import TokenizerExplorer, tokenizer_explorer
 
@@ -174,27 +175,12 @@ def test_viewer_service_down_shows_korean_message():
     assert "Traceback" not in viewer.status.value
 
 
-class _Scripted(ModelClient):
-    """Returns fixed candidates: for what the real model does only now and then."""
-
-    name = "scripted"
-
-    def __init__(self, candidates: list[TokenProb]) -> None:
-        self.candidates = candidates
-
-    def tokenize(self, text: str) -> list[Token]:
-        return [Token(i, ch) for i, ch in enumerate(text)]
-
-    def next_tokens(self, prompt, *, top_k=10, temperature=1.0):
-        return self.candidates[:top_k]
-
-
 def test_viewer_does_not_append_end_marker_or_byte_pieces():
-    viewer = next_token_viewer(_Scripted([TokenProb(1, "<eos>", 0.6), TokenProb(5, " 끝", 0.3), TokenProb(6, ".", 0.1)]), prompt="안녕")
+    viewer = next_token_viewer(ScriptedClient(candidates=[TokenProb(1, "<eos>", 0.6), TokenProb(5, " 끝", 0.3), TokenProb(6, ".", 0.1)]), prompt="안녕")
     viewer.greedy_button.click()
     assert viewer.prompt.value == "안녕" and "끝내고 싶어 해요" in viewer.message
 
-    viewer = next_token_viewer(_Scripted([TokenProb(478, "<0xF0>", 0.7), TokenProb(5, " 끝", 0.2), TokenProb(6, ".", 0.1)]), prompt="안녕")
+    viewer = next_token_viewer(ScriptedClient(candidates=[TokenProb(478, "<0xF0>", 0.7), TokenProb(5, " 끝", 0.2), TokenProb(6, ".", 0.1)]), prompt="안녕")
     viewer.greedy_button.click()
     assert viewer.prompt.value == "안녕 끝" and "바이트 조각" in viewer.message
     assert chart_png(viewer)
