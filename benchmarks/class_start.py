@@ -101,10 +101,10 @@ def idle_memory_mib(logins: list[str]) -> float:
 
 def line(label: str, times: list[float], failed: int, base: float) -> None:
     if not times:
-        print(f"{label:28s} all {failed} failed")
+        print(f"{label:32s} all {failed} failed")
         return
     p95 = percentile(times, .95)
-    print(f"{label:28s} p50 {percentile(times, .5):6.1f} s  p95 {p95:6.1f} s  failures {failed:2d}  "
+    print(f"{label:32s} p50 {percentile(times, .5):6.1f} s  p95 {p95:6.1f} s  failures {failed:2d}  "
           f"p95/baseline {p95 / base:5.1f}x", flush=True)
 
 
