@@ -190,7 +190,8 @@ class ModelEntry(_Strict):
     api_key: str | None = Field(default=None, description="Bearer key for the upstream (engine = openai).")
     context_length: int = Field(default=8192, ge=256, description="Tokens one request may use (prompt + answer).")
     completion_only: bool = Field(
-        default=True, description="Base model without a chat template: /v1/chat/completions answers a Korean error.")
+        default=True, description="Base model without a chat template: /v1/chat/completions answers a Korean error. "
+                                  "false: a chat/instruct model, and the notebooks' playgrounds offer a chat mode.")
     parallel: int = Field(default=10, ge=1, le=64, description="Requests the engine runs at once (llama-server slots).")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for the engine; default: all cores.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..model_client import MODEL_KIND_ENV
 from ..services import LOOPBACK, managed_service, service_url
 from ..settings import Settings
 from .config import ServiceConfig
@@ -54,6 +55,8 @@ def learner_environment(settings: Settings, port: int, host: str = LOOPBACK) -> 
         "DONGHAENG_MODEL_URL": service_url(host, port, f"/services/{SERVICE_NAME}/v1"),
         "DONGHAENG_MODEL_NAME": default.name,
         "DONGHAENG_MODEL_CONTEXT": str(default.context_length),
+        # base (completion) or chat model: which playground modes the notebooks offer (no request needed)
+        MODEL_KIND_ENV: "base" if default.completion_only else "chat",
     }
 
 
