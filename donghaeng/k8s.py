@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import database
 from .classstart import cull_every
 from .exchange.hub import URL_ENV
 from .roles import hub_roles
@@ -21,6 +22,7 @@ from .settings import REPO_ROOT, RoleLimits, Settings
 
 CHART_DIR = REPO_ROOT / "images" / "k8s"
 SCHEMA = CHART_DIR / "values.schema.yaml"
+TLS_SECRET = "donghaeng-tls"  # kubectl create secret tls donghaeng-tls --cert <fullchain> --key <privkey>
 CHART_DEFAULTS = CHART_DIR / "values.yaml"
 HOME = "/home/jovyan"
 #: Learners' pods reach the lab's exchange service through the chart's proxy (no shared volume).
@@ -54,7 +56,7 @@ def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
     # roles about the VM's hub services (graders, model, culler) are left out: the chart runs its own culler
     roles = {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in hub_roles(settings)
              if "services" not in r and not any("service=" in scope for scope in r["scopes"])}
-    return {
+    chart: dict[str, Any] = {
         "hub": {
             "image": _image(HUB_IMAGE),
             "config": {
@@ -100,6 +102,15 @@ def values(settings: Settings, placeholders: int = 0) -> dict[str, Any]:
         "cull": {"enabled": idle > 0, "timeout": idle or 3600, "every": cull_every(idle)},
         "custom": {"donghaeng": {"limits": {role: lim.model_dump() for role, lim in conf.limits.items()}}},
     }
+    if settings.database.hub_url:  # the password goes in with `--set hub.db.password=…`, never in this file
+        chart["hub"]["db"] = {"type": "postgres", "url": database.engine_url(settings.database.hub_url, None)}
+    if settings.lab.https.enabled:
+        # from a Kubernetes TLS secret of the admin's certificate (`kubectl create secret tls donghaeng-tls
+        # --cert … --key …`): no key ever sits in values.yaml
+        chart["proxy"] = {"https": {"enabled": True, "type": "secret",
+                                    "hosts": [settings.lab.https.domain] if settings.lab.https.domain else [],
+                                    "secret": {"name": TLS_SECRET, "key": "tls.key", "crt": "tls.crt"}}}
+    return chart
 
 
 def _merge(base: dict, over: dict) -> dict:

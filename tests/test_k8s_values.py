@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -120,3 +121,22 @@ def test_bad_limit_in_lab_toml_is_refused_before_any_yaml(tmp_path):
     assert result.returncode == 2
     assert "containers.limits.learner.memory" in result.stderr
     assert not out.exists()
+
+
+def test_https_and_postgresql_reach_the_chart_without_key_or_password(tmp_path):
+    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    key.write_text("-----BEGIN PRIVATE KEY-----\nsecret-key-material\n", encoding="utf-8")
+    key.chmod(0o600)
+    path = tmp_path / "lab.toml"
+    path.write_text(SETTINGS.replace("[class_start]", f'[lab.https]\nenabled = true\ncert = "{cert}"\nkey = "{key}"\n'
+                                     f'domain = "lab.example.kr"\n\n[database]\n'
+                                     f'hub_url = "postgresql://donghaeng_hub@db.internal:5432/donghaeng_hub"\n\n'
+                                     "[class_start]", 1), encoding="utf-8")
+    values = k8s.values(load_settings(path))
+    k8s.validate(values)
+    assert values["proxy"]["https"] == {"enabled": True, "type": "secret", "hosts": ["lab.example.kr"],
+                                        "secret": {"name": k8s.TLS_SECRET, "key": "tls.key", "crt": "tls.crt"}}
+    assert values["hub"]["db"]["type"] == "postgres" and "db.internal:5432/donghaeng_hub" in values["hub"]["db"]["url"]
+    dumped = k8s.dump(values)
+    assert "secret-key-material" not in dumped and urlsplit(values["hub"]["db"]["url"]).password is None
