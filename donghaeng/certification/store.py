@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import safe_fs
 from ..settings import Settings
 from .policy import CertificationError
 
@@ -85,11 +86,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Atomically write a file readers never see half-written: root-only by default (signing key, gate
     token, certificate PDFs); public documents pass ``mode=0o644``."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    safe_fs.write_bytes(path.parent, path.name, data, mode=mode)
 
 
 def now() -> str:
