@@ -19,9 +19,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fpdf import FPDF
 
-from donghaeng.certification import credential as vc
-from donghaeng.certification.pdf import render
-from donghaeng.settings import Course, Lab, Settings
+from donghaeng.services.certification import credential as vc
+from donghaeng.services.certification.pdf import render
+from donghaeng.common.settings import Course, Lab, Settings
 
 
 def per_item(run: Callable[[int], object], count: int) -> float:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from donghaeng.classprepare import prepare_servers  # noqa: E402
-from donghaeng.classstart import prepare_token  # noqa: E402
-from donghaeng.containers import docker_client, remove_learners  # noqa: E402
+from donghaeng.services.classprepare import prepare_servers  # noqa: E402
+from donghaeng.hub.queue import prepare_token  # noqa: E402
+from donghaeng.hub.containers import docker_client, remove_learners  # noqa: E402
 from hubclient import HubUser  # noqa: E402
 from labharness import Lab, running_lab  # noqa: E402
 from swarm_nodes import two_node_swarm  # noqa: E402

@@ -1,7 +1,7 @@
 """llama-server (GGUF) vs the transformers engine (the same model as a Hugging Face folder), one run.
 
 One real lab whose model service runs both engines side by side: ``gguf`` (llama.cpp's server on the
-packaged Gemma 3 270M Q4_K_M) and ``hf`` (``donghaeng.modelservice.hfworker`` on that GGUF converted
+packaged Gemma 3 270M Q4_K_M) and ``hf`` (``donghaeng.services.model.hfworker`` on that GGUF converted
 by transformers to an HF folder, bf16 by default).  N simulated learners (hub accounts with tokens)
 stream completions at once from one engine, then from the other (interleaved per N, so a change in
 the machine's load hits both); we print aggregate tok/s, TTFT p50/p95 and each engine's RSS, and
@@ -26,8 +26,8 @@ import model_service as bench  # noqa: E402
 from hubclient import HubUser  # noqa: E402
 from labharness import running_lab  # noqa: E402
 
-from donghaeng.modelservice.hfconvert import convert_gguf  # noqa: E402
-from donghaeng.settings import PACKAGED_MODEL  # noqa: E402
+from donghaeng.services.model.hfconvert import convert_gguf  # noqa: E402
+from donghaeng.common.settings import PACKAGED_MODEL  # noqa: E402
 
 CACHE = Path("/var/tmp/donghaeng-hf")
 ENGINES = ("gguf", "hf")  # catalogue order: engine-0 and engine-1
@@ -80,7 +80,7 @@ def main() -> None:
     people = {f"l{i}": ("학습자", "learner", "ai-basics") for i in range(slots)}
     rows: dict[tuple[str, int], dict] = {}
     with running_lab(people, extra_settings=settings(folder, slots, args.threads)) as lab:
-        from donghaeng.services import internal_ports
+        from donghaeng.hub.services import internal_ports
 
         base = f"http://127.0.0.1:{internal_ports(lab.settings)['model']}/services/model/v1"
         if not bench.wait_healthy(base, 600):

@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from donghaeng.model_client import InKernelClient  # noqa: E402
+from donghaeng.toolkit.model_client import InKernelClient  # noqa: E402
 
 PROMPTS = {
     "한국어": "회의 자료를 메일로 보내는 방법을 설명해 드릴게요.",

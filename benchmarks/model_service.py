@@ -1,6 +1,6 @@
 """Shared model service vs a model in every kernel, on this machine, in one run.
 
-Baseline: what a learner's kernel does without the service (``donghaeng.model_client.InKernelClient``:
+Baseline: what a learner's kernel does without the service (``donghaeng.toolkit.model_client.InKernelClient``:
 transformers + torch load the packaged GGUF de-quantised on the CPU), in a child process like a kernel:
 load time, memory (RSS), time to first token and tokens/s for one learner.  N kernels would need N
 copies of that memory and share the same CPUs.
@@ -45,7 +45,7 @@ CALL_TIMEOUT = 180.0
 BASELINE = textwrap.dedent(f"""
     import json, time, resource
     t0 = time.monotonic()
-    from donghaeng.model_client import InKernelClient
+    from donghaeng.toolkit.model_client import InKernelClient
     c = InKernelClient()
     c.next_tokens("안녕", top_k=1)                # loads tokenizer + weights, like a learner's first click
     load = time.monotonic() - t0
@@ -186,7 +186,7 @@ def main() -> None:
 
     people = {f"l{i}": ("학습자", "learner", "ai-basics") for i in range(max(learners))}
     with running_lab(people) as lab:
-        from donghaeng.services import internal_ports
+        from donghaeng.hub.services import internal_ports
 
         base = f"http://127.0.0.1:{internal_ports(lab.settings)['model']}/services/model/v1"
         wait_healthy(base, 180)

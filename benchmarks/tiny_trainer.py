@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from donghaeng import tinylm  # noqa: E402
-from donghaeng.widgets.trainer import tiny_trainer  # noqa: E402
+from donghaeng.toolkit import tinylm  # noqa: E402
+from donghaeng.toolkit.widgets.trainer import tiny_trainer  # noqa: E402
 
 
 def plain_loop(config: tinylm.TrainConfig) -> float:

@@ -22,7 +22,7 @@ from nbgrader.preprocessors import (
 
 from donghaeng.grading.preprocessors import HideTestsInFeedback, ReleasedOverwriteCells
 from donghaeng.grading.twophase import SandboxedTwoPhaseExecute
-from donghaeng.sandbox import LimitOutputSize
+from donghaeng.grading.sandbox import LimitOutputSize
 
 c = get_config()  # noqa: F821 - injected by traitlets when the config file is loaded
 
@@ -31,9 +31,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))  # __file__ is set by traitle
 # --- Autograde: learners' code runs in a sandbox ------------------------------------------------
 # nbgrader's default autograde_preprocessors, with a sandboxed two-phase Execute (hidden tests run in a
 # clean process, never in the learner's kernel: donghaeng.grading.twophase; the kernel in a throw-away
-# container or in donghaeng.sandbox's namespaces) and a size-capped LimitOutput.  The sandbox kind, the
+# container or in donghaeng.grading.sandbox's namespaces) and a size-capped LimitOutput.  The sandbox kind, the
 # timeout and the limits are traitlets that each course's nbgrader_config.py sets from lab.toml's
-# [autograde] (donghaeng.courses.autograde_config), so the CLI, the grading pool and formgrader agree.
+# [autograde] (donghaeng.grading.courses.autograde_config), so the CLI, the grading pool and formgrader agree.
 c.Autograde.autograde_preprocessors = [
     SandboxedTwoPhaseExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize, SaveAutoGrades,
     AssignLatePenalties, CheckCellMetadata,
@@ -73,17 +73,17 @@ _NBGRADER_TEMPLATES = os.path.join(
 )
 # Feedback has an exporter class of its own: formgrader's HTMLExporter reads this file too, and the
 # feedback template (which formgrader's settings do not replace) made its submission pages fail.
-c.GenerateFeedback.exporter_class = "donghaeng.safe_html.FeedbackExporter"
+c.GenerateFeedback.exporter_class = "donghaeng.common.safe_html.FeedbackExporter"
 c.FeedbackExporter.extra_template_basedirs = [os.path.join(_HERE, "templates"), _NBGRADER_TEMPLATES]
 c.FeedbackExporter.template_name = "donghaeng_feedback"
 c.FeedbackExporter.template_file = "donghaeng_feedback.html.j2"
 
 # Learners' markdown and outputs are made inert (no scripts, event handlers, frames or javascript:
 # links) on the feedback page and in the formgrader, whose exporter reads this file too: nbconvert's
-# sanitizer, with donghaeng.safe_html's filters so that nbgrader's templates are covered and Markdown's
+# sanitizer, with donghaeng.common.safe_html's filters so that nbgrader's templates are covered and Markdown's
 # own tags survive.  The home service also serves feedback with a sandboxing Content-Security-Policy.
 c.HTMLExporter.sanitize_html = True
 c.HTMLExporter.filters = {
-    "clean_html": "donghaeng.safe_html.clean_html",
-    "strip_files_prefix": "donghaeng.safe_html.strip_files_prefix",
+    "clean_html": "donghaeng.common.safe_html.clean_html",
+    "strip_files_prefix": "donghaeng.common.safe_html.strip_files_prefix",
 }

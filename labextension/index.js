@@ -1,5 +1,5 @@
 // 동행랩 learner toolbar: 제출하기 / 원래대로 되돌리기 / 도움 요청 on notebooks of a released module.
-// Talks to the learner server extension (donghaeng/learner_ext.py) at <base>/donghaeng/api/.
+// Talks to the learner server extension (donghaeng/server/extension.py) at <base>/donghaeng/api/.
 import { Widget } from '@lumino/widgets';
 
 const MODULE_PATH = /^[^/]+\/[^/]+\/[^/]+\.ipynb$/;

@@ -79,7 +79,7 @@ def postgres():
 @pytest.fixture(scope="session")
 def kernel_client():
     """The packaged model loaded in this process once (the in-kernel path a learner's kernel uses)."""
-    from donghaeng.model_client import InKernelClient
+    from donghaeng.toolkit.model_client import InKernelClient
 
     client = InKernelClient()
     client.model  # load the weights here, so individual tests are not charged for it

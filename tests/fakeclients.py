@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from donghaeng.model_client import ModelClient, Token, TokenProb
+from donghaeng.toolkit.model_client import ModelClient, Token, TokenProb
 
 Candidates = Sequence[TokenProb] | Callable[[str], Sequence[TokenProb]]
 
 
 class ScriptedClient(ModelClient):
-    """A deterministic :class:`~donghaeng.model_client.ModelClient`.
+    """A deterministic :class:`~donghaeng.toolkit.model_client.ModelClient`.
 
     * ``complete``/``chat`` stream *pieces*, or the pieces of the first *by_prompt* key found in the prompt;
     * ``next_tokens`` returns *candidates* (a list, or a function of the prompt), best first, cut to ``top_k``;

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from donghaeng.accounts import remove_system_user
-from donghaeng.settings import Settings, load_settings
+from donghaeng.common.accounts import remove_system_user
+from donghaeng.common.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("DONGHAENG_ARTIFACTS", REPO / "artifacts"))

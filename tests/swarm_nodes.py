@@ -26,8 +26,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from donghaeng.image_refs import LEARNER_IMAGE
-from donghaeng.images import ENGINE_LABEL, Delivery, distribute_images
+from donghaeng.deploy.image_refs import LEARNER_IMAGE
+from donghaeng.deploy.images import ENGINE_LABEL, Delivery, distribute_images
 from labharness import ARTIFACTS
 
 NET_PREFIX = ipaddress.ip_network("10.213.0.0/16")  # the veth's /24 is picked from here

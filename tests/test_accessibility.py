@@ -147,15 +147,15 @@ WIDGETS_NOTEBOOK = {
     "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": "# 위젯 실습\n아래 칸을 차례로 실행해요."},
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "from donghaeng.widgets import prompt_playground\nprompt_playground()"},
+         "source": "from donghaeng.toolkit.widgets import prompt_playground\nprompt_playground()"},
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "from donghaeng.widgets import choice_question\n"
+         "source": "from donghaeng.toolkit.widgets import choice_question\n"
                    "choice_question('a11y-q1', '토큰은 무엇일까요?', ['글의 작은 조각', '비밀번호'])"},
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "from donghaeng.widgets import next_token_viewer, tokenizer_explorer\n"
+         "source": "from donghaeng.toolkit.widgets import next_token_viewer, tokenizer_explorer\n"
                    "display(next_token_viewer(), tokenizer_explorer())"},
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "from donghaeng.widgets import pii_masking_exercise\n"
+         "source": "from donghaeng.toolkit.widgets import pii_masking_exercise\n"
                    "pii_masking_exercise('a11y-q2', '김하늘 010-1234-5678')"},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
@@ -231,7 +231,7 @@ def test_learner_notebook_view_and_widgets_are_accessible_and_korean(lab, logged
 def test_glossary_page_is_accessible_plain_korean(lab, logged_in, page):
     from playwright.sync_api import expect
 
-    from donghaeng.glossary import load_terms
+    from donghaeng.toolkit.glossary import load_terms
 
     learner = logged_in("learner2")
     learner.spawn()

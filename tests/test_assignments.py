@@ -44,13 +44,13 @@ import pytest
 from nbgrader.api import Gradebook
 from traitlets.config.loader import PyFileConfigLoader
 
-from donghaeng import answers, exercises
-from donghaeng.courses import autograde_config
+from donghaeng.toolkit import answers, exercises
+from donghaeng.grading.courses import autograde_config
 from donghaeng.grading.twophase import SandboxedTwoPhaseExecute
-from donghaeng.sandbox import SandboxKernelManager
-from donghaeng.settings import Autograde
-from donghaeng.answers import ANSWERS_FILE, AnswersFileError, load_all, load_answer, save_answer
-from donghaeng.widgets.choice import ChoiceQuestion, choice_question
+from donghaeng.grading.sandbox import SandboxKernelManager
+from donghaeng.common.settings import Autograde
+from donghaeng.toolkit.answers import ANSWERS_FILE, AnswersFileError, load_all, load_answer, save_answer
+from donghaeng.toolkit.widgets.choice import ChoiceQuestion, choice_question
 
 REPO = Path(__file__).resolve().parent.parent
 GRADERS_CONFIG = REPO / "graders" / "nbgrader_config.py"
@@ -200,7 +200,7 @@ def test_source_notebook_is_valid(nb: Nb):
     assert intro.startswith("# ")
     assert "예상 시간" in intro and ("오늘 배울 것" in intro or "오늘 할 것" in intro)
     assert f"자동 채점 {auto}점 + " in intro and f"채점 {manual}점 = 모두 {auto + manual}점" in intro, "total points stated"
-    assert "from donghaeng.widgets." in code_text(nb), "at least one widget exercise"
+    assert "from donghaeng.toolkit.widgets." in code_text(nb), "at least one widget exercise"
 
     # Nothing may need the network or a model while learning or autograding.
     text = nb.path.read_text(encoding="utf-8")
@@ -254,7 +254,7 @@ def widget_cells(nb: Nb) -> list[str]:
     """Sources of the locked cells that build a widget whose answer a test cell reads."""
     loaded = graded_answer_ids(nb)
     return [c.source for c in read_nb(nb.path).cells
-            if c.cell_type == "code" and not nbg_meta(c).get("grade") and "donghaeng.widgets" in c.source
+            if c.cell_type == "code" and not nbg_meta(c).get("grade") and "donghaeng.toolkit.widgets" in c.source
             and any(qid in c.source for qid in loaded)]
 
 
@@ -286,9 +286,9 @@ class QuietModel:
 
 def answer_like_a_learner(widget, value, *, wrong_choice: bool = False) -> None:
     """Put *value* into the real widget and press its save button (cwd = the notebook folder)."""
-    from donghaeng.widgets.playground import PromptPlayground
-    from donghaeng.widgets.quiz import CheckboxQuestion, DropdownsQuestion, NumberQuestion
-    from donghaeng.widgets.responsible import BiasProbe, HallucinationCheck, TextEditExercise
+    from donghaeng.toolkit.widgets.playground import PromptPlayground
+    from donghaeng.toolkit.widgets.quiz import CheckboxQuestion, DropdownsQuestion, NumberQuestion
+    from donghaeng.toolkit.widgets.responsible import BiasProbe, HallucinationCheck, TextEditExercise
 
     if isinstance(widget, ChoiceQuestion):
         if wrong_choice:
@@ -495,7 +495,7 @@ def test_hidden_tests_accept_other_good_answers_and_explain_mistakes(
 
 def test_t2_roster_example_matches_the_real_roster_reader(tmp_path):
     """The bad rows of T2's roster exercise are the ones `donghaeng cohort import` rejects."""
-    from donghaeng.roster import RosterError, read_roster
+    from donghaeng.common.roster import RosterError, read_roster
 
     nb = next(nb for nb in NOTEBOOKS if nb.assignment == "t2-running-the-lab")
     cells = {nbg_meta(c).get("grade_id"): c.source for c in read_nb(nb.path).cells}
@@ -827,7 +827,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     save_answer("q1", "가", directory=tmp_path)
     before = (tmp_path / ANSWERS_FILE).read_bytes()
 
-    def broken_replace(src, dst):
+    def broken_replace(src, dst, **dir_fds):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(answers.os, "replace", broken_replace)
@@ -901,7 +901,7 @@ def test_course_config_carries_lab_toml_autograde_and_korean_stubs(tmp_path, aut
     assert config.ClearSolutions.code_stub["python"] == "\n".join(KOREAN_STUBS)
     assert config.ClearSolutions.text_stub == "여기에 답을 써 주세요."
     # feedback has its own exporter, so formgrader's HTMLExporter keeps nbgrader's templates
-    assert config.GenerateFeedback.exporter_class == "donghaeng.safe_html.FeedbackExporter"
+    assert config.GenerateFeedback.exporter_class == "donghaeng.common.safe_html.FeedbackExporter"
     assert config.FeedbackExporter.template_name == "donghaeng_feedback"
     for basedir in config.FeedbackExporter.extra_template_basedirs:
         assert Path(basedir).is_dir()
@@ -909,7 +909,7 @@ def test_course_config_carries_lab_toml_autograde_and_korean_stubs(tmp_path, aut
 
 
 def test_click_only_questions_save_restore_and_check_in_korean(tmp_path, monkeypatch, capsys):
-    from donghaeng.widgets.quiz import checkbox_question, number_question, show_saved
+    from donghaeng.toolkit.widgets.quiz import checkbox_question, number_question, show_saved
 
     monkeypatch.chdir(tmp_path)
     show_saved("w.n")
@@ -939,7 +939,7 @@ def test_click_only_questions_save_restore_and_check_in_korean(tmp_path, monkeyp
 
 
 def test_drop_down_questions_save_only_when_every_row_is_picked(tmp_path, monkeypatch):
-    from donghaeng.widgets.quiz import dropdowns_question
+    from donghaeng.toolkit.widgets.quiz import dropdowns_question
 
     monkeypatch.chdir(tmp_path)
     rows = {"① 받는 곳": ["바른인쇄", "동행상사", "봄날꽃방"], "② 새 날짜": ["3월 14일(금)", "3월 18일(화)"]}
@@ -972,7 +972,7 @@ def test_drop_down_questions_save_only_when_every_row_is_picked(tmp_path, monkey
 
 
 def test_a_graded_playground_saves_how_often_it_ran_even_across_a_restart(tmp_path, monkeypatch):
-    from donghaeng.widgets.quiz import describe_prompt, graded_playground
+    from donghaeng.toolkit.widgets.quiz import describe_prompt, graded_playground
 
     class BrokenModel(QuietModel):
         def complete(self, prompt: str, **settings) -> list[str]:
@@ -999,8 +999,8 @@ def test_a_graded_playground_saves_how_often_it_ran_even_across_a_restart(tmp_pa
 def test_rewrite_box_and_source_check_line_for_learners(tmp_path, monkeypatch, capsys):
     """m4's rewrite box refuses an unchanged or empty draft in Korean and keeps the saved text on a re-run;
     a source check's check cell prints its marks as one Korean line."""
-    from donghaeng.widgets.quiz import show_saved
-    from donghaeng.widgets.responsible import describe_marks, missing_facts, rewrite_exercise, words_left
+    from donghaeng.toolkit.widgets.quiz import show_saved
+    from donghaeng.toolkit.widgets.responsible import describe_marks, missing_facts, rewrite_exercise, words_left
 
     monkeypatch.chdir(tmp_path)
     draft = "- 급여: 월 250만 원\n- 20~30대 젊은 여성이면 좋아요."

@@ -27,14 +27,14 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from donghaeng import database
-from donghaeng.accounts import remove_system_user
-from donghaeng.backup import backup, restore
-from donghaeng.cohort import Cohort
-from donghaeng.containers import docker_client
-from donghaeng.image_refs import LEARNER_IMAGE
-from donghaeng.roster import Person
-from donghaeng.settings import load_settings
+from donghaeng.common import database
+from donghaeng.common.accounts import remove_system_user
+from donghaeng.deploy.backup import backup, restore
+from donghaeng.common.cohort import Cohort
+from donghaeng.hub.containers import docker_client
+from donghaeng.deploy.image_refs import LEARNER_IMAGE
+from donghaeng.common.roster import Person
+from donghaeng.common.settings import load_settings
 from hubclient import HubUser
 from labharness import running_lab, start_hub, stop_hub
 from notebooks import solved

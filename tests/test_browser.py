@@ -160,9 +160,9 @@ def test_learner_lab_has_no_instructor_tools_or_terminal(lab, logged_in, page):
 WIDGET_NOTEBOOK = {
     "cells": [
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "from donghaeng.widgets import prompt_playground\nprompt_playground(mode=\"task\")"},
+         "source": "from donghaeng.toolkit.widgets import prompt_playground\nprompt_playground(mode=\"task\")"},
         {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "from donghaeng.widgets import next_token_viewer\nnext_token_viewer()"},
+         "source": "from donghaeng.toolkit.widgets import next_token_viewer\nnext_token_viewer()"},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
     "nbformat": 4, "nbformat_minor": 5,

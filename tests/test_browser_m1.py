@@ -23,8 +23,8 @@ from labharness import ARTIFACTS, running_lab
 from test_browser import CHROMIUM, browser, keyboard_login, page  # noqa: F401  (fixtures)
 from test_learner_journey import focus_by_tab, wait_for_notebook
 
-from donghaeng.jupyter_config import LEARNER_CSS
-from donghaeng.settings import PACKAGED_MODEL
+from donghaeng.deploy.jupyter_config import LEARNER_CSS
+from donghaeng.common.settings import PACKAGED_MODEL
 
 COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"
 NOTEBOOK = f"{COURSE}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
@@ -46,8 +46,8 @@ def m1_lab():
     """A lab of its own with the learner home and the real model service (the packaged base model)."""
     import os
 
-    from donghaeng.modelservice.build import is_usable
-    from donghaeng.settings import ModelService
+    from donghaeng.services.model.build import is_usable
+    from donghaeng.common.settings import ModelService
 
     if os.geteuid() != 0:
         pytest.skip("the lab creates system accounts: run the suite as root (as .ci/run does)")

@@ -30,18 +30,18 @@ import zxingcpp
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from donghaeng.certification import (CertificationError, Store, TeachBackRecord, evaluate, issue, load_policy,
+from donghaeng.services.certification import (CertificationError, Store, TeachBackRecord, evaluate, issue, load_policy,
                                      verify_credential)
-from donghaeng.certification import credential as vc
-from donghaeng.certification.eligibility import Score, calibration_standings, check_level
-from donghaeng.certification.issuing import pdf_path
-from donghaeng.certification.pdf import printable, render
-from donghaeng.certification.policy import AssignmentRule
-from donghaeng.cohort import Cohort
-from donghaeng.dashboard.calibration import load_sets
-from donghaeng.nbgrader_auth import CohortAuthPlugin
-from donghaeng.roster import Person
-from donghaeng.settings import Course, Lab, Settings
+from donghaeng.services.certification import credential as vc
+from donghaeng.services.certification.eligibility import Score, calibration_standings, check_level
+from donghaeng.services.certification.issuing import pdf_path
+from donghaeng.services.certification.pdf import printable, render
+from donghaeng.services.certification.policy import AssignmentRule
+from donghaeng.common.cohort import Cohort
+from donghaeng.services.dashboard.calibration import load_sets
+from donghaeng.grading.nbgrader_auth import CohortAuthPlugin
+from donghaeng.common.roster import Person
+from donghaeng.common.settings import Course, Lab, Settings
 from hubclient import HubUser
 from labharness import ARTIFACTS, running_lab
 from test_browser import CHROMIUM, CHROMIUM_ARGS

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from donghaeng.classstart import CULLER_SERVICE, prepare_token
+from donghaeng.hub.queue import CULLER_SERVICE, prepare_token
 from hubclient import HubUser
 from labharness import running_lab
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from donghaeng.cohort import Cohort, PasswordPolicyError, write_password_file
-from donghaeng.roster import Person
-from donghaeng.settings import SettingsError, load_settings
+from donghaeng.common.cohort import Cohort, PasswordPolicyError, write_password_file
+from donghaeng.common.roster import Person
+from donghaeng.common.settings import SettingsError, load_settings
 
 KIM = Person(login="kimhaneul", name="김하늘", role="learner", courses=("ai-basics",))
 LEE = Person(login="leesumin", name="이수민", role="trainer", courses=("ai-basics", "ttt"))
@@ -146,8 +146,8 @@ def test_help_is_bilingual():
 
 
 def test_demo_roster_matches_the_default_settings():
-    from donghaeng.provision import DEMO_ROSTER
-    from donghaeng.roster import read_roster
+    from donghaeng.deploy.provision import DEMO_ROSTER
+    from donghaeng.common.roster import read_roster
 
     settings = load_settings()  # hub/lab.toml as shipped
     people = read_roster(DEMO_ROSTER, [c.id for c in settings.courses])

@@ -27,9 +27,9 @@ from test_sandbox import (
 
 from test_sandbox_isolation import PEEKED, peek_at_each_other
 
-from donghaeng import sandbox_docker_helper
-from donghaeng.courses import CourseRunner
-from donghaeng.image_refs import GRADER_IMAGE, IMAGE_PYTHON, docker_ready
+from donghaeng.grading import sandbox_docker_helper
+from donghaeng.grading.courses import CourseRunner
+from donghaeng.deploy.image_refs import GRADER_IMAGE, IMAGE_PYTHON, docker_ready
 
 pytestmark = pytest.mark.slow
 

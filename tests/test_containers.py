@@ -17,9 +17,9 @@ import docker
 import httpx
 import pytest
 
-from donghaeng.containers import DAEMON_DOWN, remove_learners
-from donghaeng.services import internal_ports
-from donghaeng.image_refs import LEARNER_IMAGE
+from donghaeng.hub.containers import DAEMON_DOWN, START_FAILED, remove_learners
+from donghaeng.hub.services import internal_ports
+from donghaeng.deploy.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import ARTIFACTS, Lab, running_lab, start_hub, stop_hub
 from test_exchange import NOTEBOOK, open_and_submit
@@ -287,6 +287,23 @@ def test_missing_image_gives_the_build_hint(lab, users):
         assert "이미지가 아직 준비되지 않았어요" in message and "donghaeng images build learner" in message
     finally:
         _restart_with(lab, original)
+
+
+def test_a_start_docker_refuses_is_not_called_docker_down(lab, users, dockerd):
+    """Docker answers but refuses (here: the learners' network is gone): the learner is not told that
+    Docker is unreachable, and the admin's log carries Docker's reason."""
+    for who in users.values():
+        who.stop()
+    log = ARTIFACTS / "hub.log"
+    size = log.stat().st_size
+    dockerd.networks.get(lab.settings.containers.network).remove()
+    try:
+        message = _failed_spawn_message(lab, "late")
+        assert START_FAILED in message and DAEMON_DOWN not in message
+        logged = log.read_bytes()[size:].decode(errors="replace")
+        assert "Docker refused to start" in logged and lab.settings.containers.network in logged
+    finally:
+        _restart_with(lab)  # makes the network again
 
 
 def test_docker_down_gives_a_korean_page_and_the_hub_keeps_running(lab):

@@ -19,7 +19,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from conftest import PEOPLE, login_cache
-from donghaeng import database
+from donghaeng.common import database
 from labharness import ARTIFACTS, running_lab
 from notebooks import solved
 
@@ -142,9 +142,9 @@ def test_submit_autograde_feedback(lab, learners):
 def test_dashboard_and_certification_read_the_grades(lab, learners):
     """What the trainer dashboard, the certification gate and the learner home show comes from the
     gradebook just graded (with PostgreSQL: read through the read-only role, not a file)."""
-    from donghaeng.certification import evaluate
-    from donghaeng.dashboard.progress import build_report
-    from donghaeng.home.progress import course_progress
+    from donghaeng.services.certification import evaluate
+    from donghaeng.services.dashboard.progress import build_report
+    from donghaeng.services.home.progress import course_progress
 
     learner, learner2 = learners["learner"], learners["learner2"]
     report = build_report(lab.settings, lab.settings.course(COURSE), {}, inactive_days=7, failing_below=60)
@@ -210,7 +210,7 @@ def test_learner_server_has_no_instructor_tools(learners, logged_in):
 def test_self_check_solutions_appear_only_after_the_trainer_releases_them(lab, learners):
     learner = learners["learner"]
     key, assignment = "m2-work-smarter.practice_sort", "m2-work-smarter"
-    read = ("from donghaeng.exercises import load_solution; "
+    read = ("from donghaeng.toolkit.exercises import load_solution; "
             f"print(load_solution({key!r}, course={COURSE!r}, assignment={assignment!r}))")
     env = f"DONGHAENG_SOLUTIONS_DIR={lab.settings.paths.solutions}"
     python = str(lab.settings.lab.user_prefix / "bin" / "python")

@@ -30,10 +30,10 @@ from openpyxl import load_workbook
 from test_browser import CHROMIUM, CHROMIUM_ARGS, keyboard_login
 from test_course_flow import ASSIGNMENT, COURSE, NOTEBOOK, REPO, WIDGET_ANSWER
 
-from donghaeng.accounts import ensure_system_user
-from donghaeng.certification import Store, evaluate
-from donghaeng.dashboard import calibration, export
-from donghaeng.exchange.hub import URL as EXCHANGE_PATH, URL_ENV
+from donghaeng.common.accounts import ensure_system_user
+from donghaeng.services.certification import Store, evaluate
+from donghaeng.services.dashboard import calibration, export
+from donghaeng.services.exchange.hub import URL as EXCHANGE_PATH, URL_ENV
 
 XSS_NAME = "<script>alert('xss')</script>김"
 HOSTILE = {
@@ -147,8 +147,8 @@ def test_calibration_scores_the_total_and_names_only_drifting_criteria():
 
 
 def test_attempts_are_limited_and_numbered_once(tmp_path):
-    from donghaeng.certification import CertificationError
-    from donghaeng.settings import Course, Lab, Settings
+    from donghaeng.services.certification import CertificationError
+    from donghaeng.common.settings import Course, Lab, Settings
 
     settings = Settings(lab=Lab(data_dir=tmp_path), courses=[Course(id="ttt", title="TTT")])
     rubric = calibration.load_sets()["m1-reflection"]

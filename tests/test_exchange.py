@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from nbgrader.utils import parse_utc
 
-from donghaeng.exchange.hub import grader_token_file
+from donghaeng.services.exchange.hub import grader_token_file
 
 pytestmark = pytest.mark.slow
 COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"

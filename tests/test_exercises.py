@@ -1,4 +1,4 @@
-"""Self-check questions (donghaeng.exercises): what a learner sees after check(), hint(), solution()."""
+"""Self-check questions (donghaeng.toolkit.exercises): what a learner sees after check(), hint(), solution()."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from donghaeng import exercises
-from donghaeng.answers import save_answer
-from donghaeng.exercises import (
+from donghaeng.toolkit import exercises
+from donghaeng.toolkit.answers import save_answer
+from donghaeng.toolkit.exercises import (
     MSG_CHECK_FAILED,
     MSG_EMPTY,
     MSG_NO_HINTS,

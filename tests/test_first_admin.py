@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from donghaeng.accounts import remove_system_user
-from donghaeng.auth import FIRST_ADMIN_TOKEN
-from donghaeng.cohort import Cohort
-from donghaeng.settings import Settings, load_settings
+from donghaeng.common.accounts import remove_system_user
+from donghaeng.hub.auth import FIRST_ADMIN_TOKEN
+from donghaeng.common.cohort import Cohort
+from donghaeng.common.settings import Settings, load_settings
 from hubclient import HubUser
 from labharness import ARTIFACTS, COURSES, Lab, free_port_block, stop_hub, wait_for_hub
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from donghaeng.glossary import COURSE_TERMS, NOTEBOOK_LINE, NOTEBOOK_URL, load_terms, render_page
+from donghaeng.toolkit.glossary import COURSE_TERMS, NOTEBOOK_LINE, NOTEBOOK_URL, load_terms, render_page
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(REPO.glob("assignments/*/source/*/*.ipynb"))

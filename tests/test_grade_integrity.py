@@ -20,11 +20,11 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from test_sandbox import ASSIGNMENT, NOTEBOOK, sandbox_course, scores
 
-from donghaeng import sandbox_docker
-from donghaeng.answers import ANSWERS_FILE
-from donghaeng.courses import CourseRunner
+from donghaeng.grading import sandbox_docker
+from donghaeng.toolkit.answers import ANSWERS_FILE
+from donghaeng.grading.courses import CourseRunner
 from donghaeng.grading.submissions import REASONS
-from donghaeng.settings import REPO_ROOT
+from donghaeng.common.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ CELLS = {  # grade_id: (source, points)
                  "### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\nassert add(10, 5) == 15\n### END HIDDEN TESTS", 2),
     "test_tokens": ("assert 'tokens' in globals(), 'tokens가 아직 없어요.'\n"
                     "### BEGIN HIDDEN TESTS\nassert tokens == 6, '토큰 수를 다시 세어 보세요.'\n### END HIDDEN TESTS", 2),
-    "test_choice": ("from donghaeng.answers import load_answer\nchoice = load_answer('hw1.q1')\n"
+    "test_choice": ("from donghaeng.toolkit.answers import load_answer\nchoice = load_answer('hw1.q1')\n"
                     "assert choice is not None, '아직 저장한 답이 없어요.'\n### BEGIN HIDDEN TESTS\n"
                     f"assert choice == {RIGHT_CHOICE!r}, '본문을 다시 읽어 보세요.'\n### END HIDDEN TESTS", 2),
 }
@@ -59,12 +59,12 @@ FORGERIES = {
                      "def add(a, b):\n    return Always(0)\ntokens = Always(0)"),
     "rewrite_answers": ("import json\njson.dump({'hw1.q1': " + repr(RIGHT_CHOICE) + "}, "
                         f"open({ANSWERS_FILE!r}, 'w'), ensure_ascii=False)"),
-    "patch_loader": ("import donghaeng.answers as a\na.load_answer = lambda *args, **kw: " + repr(RIGHT_CHOICE)),
+    "patch_loader": ("import donghaeng.toolkit.answers as a\na.load_answer = lambda *args, **kw: " + repr(RIGHT_CHOICE)),
     "rewrite_notebook": (f"open({NOTEBOOK + '.ipynb'!r}, 'w').write('{{\"cells\": []}}')"),
     # a value that never finishes saying what it is: the question times out, that test fails
     "stuck_repr": "class Stuck:\n    def __repr__(self):\n        while True:\n            pass\ntokens = Stuck()",
-    "sys_modules": ("import sys, types\nfake = types.ModuleType('donghaeng.answers')\n"
-                    f"fake.load_answer = lambda *a, **k: {RIGHT_CHOICE!r}\nsys.modules['donghaeng.answers'] = fake"),
+    "sys_modules": ("import sys, types\nfake = types.ModuleType('donghaeng.toolkit.answers')\n"
+                    f"fake.load_answer = lambda *a, **k: {RIGHT_CHOICE!r}\nsys.modules['donghaeng.toolkit.answers'] = fake"),
 }
 
 

@@ -23,8 +23,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.api import Gradebook
 from test_assignments import write_course_config
 
-from donghaeng.answers import ANSWERS_FILE, save_answer
-from donghaeng.exercises import MSG_NO_WIDGET_ANSWER
+from donghaeng.toolkit.answers import ANSWERS_FILE, save_answer
+from donghaeng.toolkit.exercises import MSG_NO_WIDGET_ANSWER
 from donghaeng.grading import RubricError, grade_answers, grade_prompt, load_rubric
 from donghaeng.grading.rubric import MSG_NO_ANSWER, RUBRICS_DIR
 
@@ -36,7 +36,7 @@ FINAL = KEY["m3-prompting.final_prompt"]
 
 def playground_answer(task: str, context: str = "", references: str = "") -> dict:
     """What the playground saves (its own build_prompt composes the whole prompt)."""
-    from donghaeng.widgets.playground import build_prompt
+    from donghaeng.toolkit.widgets.playground import build_prompt
 
     return {**FINAL, "task": task, "context": context, "references": references,
             "prompt": build_prompt(task, context, references)}
@@ -278,7 +278,7 @@ def test_a_rubric_can_grade_a_saved_widget_answer(tmp_path):
 
 # ------------------------------------------------------------------------------ through real nbgrader
 RUBRIC_CELL = '''# 확인 셀
-from donghaeng.answers import load_answer
+from donghaeng.toolkit.answers import load_answer
 from donghaeng.grading import grade_prompt
 grade_prompt(load_answer("p.prompt"), "m3-final-prompt").explain(points=4)'''
 ANSWERS_CELL = '''# 확인 셀

@@ -26,8 +26,8 @@ import pytest
 from rich.console import Console
 from test_sandbox import ASSIGNMENT, NORMAL, NOTEBOOK, autograded_text, sandbox_course, scores, submit
 
-from donghaeng.cli import _autograde_table
-from donghaeng.courses import CourseRunner
+from donghaeng.cli.app import _autograde_table
+from donghaeng.grading.courses import CourseRunner
 from donghaeng.grading.submissions import REASONS
 
 pytestmark = pytest.mark.slow

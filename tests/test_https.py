@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from donghaeng.settings import SettingsError, load_settings
+from donghaeng.common.settings import SettingsError, load_settings
 from labharness import ARTIFACTS, free_port_block, running_lab
 
 PEOPLE = {"learner": ("김하늘", "learner", "ai-basics")}

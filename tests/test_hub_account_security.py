@@ -17,8 +17,8 @@ import time
 import httpx
 import pytest
 
-from donghaeng.cohort import Cohort
-from donghaeng.roster import Person
+from donghaeng.common.cohort import Cohort
+from donghaeng.common.roster import Person
 from hubclient import HubUser
 
 pytestmark = pytest.mark.slow

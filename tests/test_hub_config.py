@@ -1,6 +1,6 @@
 """lab.toml -> JupyterHub traitlets, per spawner mode, without starting a hub (as TLJH's configurer tests do).
 
-``donghaeng.hubconfig.configure`` makes no network or Docker call, so each mode is checked in milliseconds;
+``donghaeng.hub.config.configure`` makes no network or Docker call, so each mode is checked in milliseconds;
 the hub-starting tests (test_course_flow, test_containers, test_swarm) then cover the running lab.
 """
 
@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from traitlets.config import Config
 
-from donghaeng import hubconfig
-from donghaeng.settings import Settings, SettingsError, load_settings
+from donghaeng.hub import config as hubconfig
+from donghaeng.common.settings import Settings, SettingsError, load_settings
 
 MODES = {"local": "127.0.0.1", "docker": "172.30.0.1", "swarm": "10.0.0.5"}
 LEARNER_URLS = {"DONGHAENG_MODEL_URL": "model", "DONGHAENG_HOME_URL": "home", "DONGHAENG_EXCHANGE_URL": "exchange"}
@@ -105,7 +105,7 @@ def test_an_old_lab_toml_says_where_a_key_moved(tmp_path, table, key, moved):
 
 def test_the_settings_reference_is_the_schema():
     """docs/settings.md is generated: a field added or described differently must be regenerated."""
-    from donghaeng.settings_reference import reference
+    from donghaeng.common.settings_reference import reference
 
     documented = (hubconfig.REPO_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
-    assert documented == reference(), "run: python -m donghaeng.settings_reference > docs/settings.md"
+    assert documented == reference(), "run: python -m donghaeng.common.settings_reference > docs/settings.md"

@@ -19,10 +19,10 @@ import jupyterhub
 import pytest
 from rich.progress import Progress
 
-from donghaeng.containers import LABEL
-from donghaeng.image_refs import GRADER_IMAGE, HUB_IMAGE, LEARNER_IMAGE, docker_ready
-from donghaeng.images import Builder, ImageError
-from donghaeng.settings import REPO_ROOT
+from donghaeng.hub.containers import LABEL
+from donghaeng.deploy.image_refs import GRADER_IMAGE, HUB_IMAGE, LEARNER_IMAGE, docker_ready
+from donghaeng.deploy.images import Builder, ImageError
+from donghaeng.common.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 DONGHAENG = [str(Path(sys.executable).parent / "donghaeng"), "images", "build"]
@@ -50,7 +50,7 @@ def docker_run(image: str, *command: str, options: tuple[str, ...] = ()) -> subp
 
 def test_grader_image_runs_python_as_non_root_without_network():
     build("grader")
-    probe = ("import os, socket, ipykernel, donghaeng.answers, donghaeng.widgets.choice\n"
+    probe = ("import os, socket, ipykernel, donghaeng.toolkit.answers, donghaeng.toolkit.widgets.choice\n"
              "print('uid', os.getuid())\n"
              "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\n    print('network: open')\n"
              "except OSError as e:\n    print('network:', e)\n")
@@ -64,7 +64,7 @@ def test_learner_image_runs_singleuser_speaks_korean_and_has_no_model_file():
     build("learner")
     run = docker_run(LEARNER_IMAGE, "jupyterhub-singleuser", "--help-all")
     assert run.returncode == 0 and "JupyterHubSingleUser" in run.stdout, run.stderr[-2000:]
-    check = ("import json, os, sys, donghaeng.widgets.playground, donghaeng.model_client, nbgrader, torch\n"
+    check = ("import json, os, sys, donghaeng.toolkit.widgets.playground, donghaeng.toolkit.model_client, nbgrader, torch\n"
              "o = json.load(open(sys.prefix + '/share/jupyter/lab/settings/overrides.json'))\n"
              "print(o['@jupyterlab/translation-extension:plugin']['locale'], os.getuid(),\n"
              "      os.path.isdir('/usr/share/fonts/truetype/nanum'), torch.__version__)\n")

@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 from nbgrader.api import Gradebook
 
-from donghaeng.answers import ANSWERS_FILE
-from donghaeng.widgets.choice import ChoiceQuestion
+from donghaeng.toolkit.answers import ANSWERS_FILE
+from donghaeng.toolkit.widgets.choice import ChoiceQuestion
 from donghaeng.grading import load_rubric
-from donghaeng.widgets.playground import PromptPlayground
-from donghaeng.widgets.quiz import CheckboxQuestion, DropdownsQuestion, NumberQuestion
-from donghaeng.widgets.responsible import HallucinationCheck, TextEditExercise
+from donghaeng.toolkit.widgets.playground import PromptPlayground
+from donghaeng.toolkit.widgets.quiz import CheckboxQuestion, DropdownsQuestion, NumberQuestion
+from donghaeng.toolkit.widgets.responsible import HallucinationCheck, TextEditExercise
 
 from test_assignments import (
     NOTEBOOKS, Nb, answer_key, answer_like_a_learner, build_widget, code_text, fill_solutions, nbg_meta, nbgrader,
@@ -240,8 +240,7 @@ def test_options_are_shuffled_and_the_right_one_is_not_the_longest(course: str, 
 
 def test_m1_token_count_is_what_the_tokenizer_shows(tmp_path, monkeypatch):
     """m1 Q2's key is the count the tokenizer explorer prints after "문제 문장 넣기" (not the words)."""
-    from donghaeng import model_client
-
+    from donghaeng.toolkit import model_client
     if not Path(model_client.DEFAULT_MODEL_PATH).exists():
         pytest.skip("the packaged model is not installed here")
     monkeypatch.delenv("DONGHAENG_MODEL_URL", raising=False)
@@ -258,8 +257,8 @@ def test_m1_token_count_is_what_the_tokenizer_shows(tmp_path, monkeypatch):
 
 def test_m5_trainer_statements_are_what_the_trainer_shows(tmp_path):
     """m5 Q1's key is what training with the three learning rates the notebook names really shows."""
-    from donghaeng import tinylm
-    from donghaeng.widgets.trainer import TinyTrainer
+    from donghaeng.toolkit import tinylm
+    from donghaeng.toolkit.widgets.trainer import TinyTrainer
 
     def train(learning_rate: float) -> TinyTrainer:
         trainer = TinyTrainer(background=False)

@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 import yaml
 
-from donghaeng import k8s
-from donghaeng.image_refs import HUB_IMAGE, LEARNER_IMAGE
-from donghaeng.settings import load_settings
+from donghaeng.deploy import k8s
+from donghaeng.deploy.image_refs import HUB_IMAGE, LEARNER_IMAGE
+from donghaeng.common.settings import load_settings
 
 SETTINGS = """
 [lab]
@@ -70,7 +70,7 @@ def test_cli_writes_values_that_fit_the_chart_schema(settings_file, tmp_path):
     # no shared exchange volume: learners' servers reach the exchange service over HTTP
     assert "extraVolumes" not in single["storage"] and "extraVolumeMounts" not in single["storage"]
     assert single["extraEnv"]["DONGHAENG_EXCHANGE_URL"] == k8s.EXCHANGE_URL
-    assert values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "donghaeng.auth.RosterAuthenticator"
+    assert values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "donghaeng.hub.auth.RosterAuthenticator"
     # trainers' larger limits reach the hub pod through `custom`, applied by our pre_spawn_hook
     assert values["custom"]["donghaeng"]["limits"]["trainer"] == {"cpu": 2.0, "memory": "3G"}
 

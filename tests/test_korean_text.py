@@ -5,7 +5,7 @@ Scope (everything a learner or trainer reads in Korean):
 * **notebooks** — ``assignments/*/source/*/*.ipynb``: every markdown cell, and the comments and string
   literals of code cells that are not grade (test) cells. Grade cells belong to the graded questions and
   are left out on purpose: their text is part of what a question checks.
-* **templates** — ``hub/templates``, ``donghaeng/home/templates``, ``donghaeng/dashboard/templates``,
+* **templates** — ``hub/templates``, ``donghaeng/services/home/templates``, ``donghaeng/services/dashboard/templates``,
   ``graders/templates``: text between tags and the ``title``/``aria-label``/``placeholder``/``alt``
   attributes (Jinja expressions stand for a word; Jinja statements and comments are dropped).
 * **glossary** — ``donghaeng/data/glossary.toml``: every term's plain explanation and example.
@@ -60,7 +60,7 @@ from markdown_it import MarkdownIt  # noqa: E402  (rich's dependency, always ins
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(REPO.glob("assignments/*/source/*/*.ipynb"))
-TEMPLATE_DIRS = ["hub/templates", "donghaeng/home/templates", "donghaeng/dashboard/templates", "graders/templates"]
+TEMPLATE_DIRS = ["hub/templates", "donghaeng/services/home/templates", "donghaeng/services/dashboard/templates", "graders/templates"]
 MESSAGE_NAME = re.compile(r"^(MSG_[A-Z0-9_]+|REASONS|[A-Z0-9_]*MESSAGES?)$")
 HANGUL = re.compile(r"[가-힣]")
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from donghaeng.glossary import kernel_help_config, load_terms, render_page, term_url
-from donghaeng.jupyter_config import write_lab_overrides, write_learner_config
-from donghaeng.settings import Lab, Settings, SettingsError, load_settings
+from donghaeng.toolkit.glossary import kernel_help_config, load_terms, render_page, term_url
+from donghaeng.deploy.jupyter_config import write_lab_overrides, write_learner_config
+from donghaeng.common.settings import Lab, Settings, SettingsError, load_settings
 
 
 def written(tmp_path, **sections) -> dict:

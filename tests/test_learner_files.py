@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from tornado import web
 
-from donghaeng.learner_files import LearnerContentsManager
+from donghaeng.server.files import LearnerContentsManager
 
 
 @pytest.fixture

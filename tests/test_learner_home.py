@@ -19,9 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from donghaeng.courses import CourseRunner
-from donghaeng.help import HelpDesk
-from donghaeng.home.schedule import ScheduleError, korean_time, load_schedule, nbgrader_duedate
+from donghaeng.grading.courses import CourseRunner
+from donghaeng.services.home.help import HelpDesk
+from donghaeng.services.home.schedule import ScheduleError, korean_time, load_schedule, nbgrader_duedate
 from hubclient import HubUser
 
 COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"
@@ -46,7 +46,7 @@ def test_help_desk_keeps_one_open_request_per_notebook_and_only_course_trainers_
 
 
 def test_schedule_files_give_titles_minutes_and_korean_deadlines(tmp_path):
-    from donghaeng.settings import load_settings
+    from donghaeng.common.settings import load_settings
 
     settings = load_settings()
     for course in settings.courses:
@@ -60,7 +60,7 @@ def test_schedule_files_give_titles_minutes_and_korean_deadlines(tmp_path):
 
 
 def test_a_deadline_without_time_zone_is_refused(tmp_path):
-    from donghaeng.settings import Settings
+    from donghaeng.common.settings import Settings
 
     folder = tmp_path / "demo"
     folder.mkdir()

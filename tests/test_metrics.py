@@ -12,9 +12,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from donghaeng import metrics
-from donghaeng.services import service_token
-from donghaeng.settings import PACKAGED_MODEL
+from donghaeng.services import metrics
+from donghaeng.hub.services import service_token
+from donghaeng.common.settings import PACKAGED_MODEL
 
 pytestmark = pytest.mark.slow
 COURSE, ASSIGNMENT = "ai-basics", "m2-work-smarter"

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from donghaeng import model_client
-from donghaeng.model_client import (
+from donghaeng.toolkit import model_client
+from donghaeng.toolkit.model_client import (
     InKernelClient,
     ModelBusy,
     ModelError,

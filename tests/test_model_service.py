@@ -1,4 +1,4 @@
-"""The shared model service (``donghaeng.modelservice``).
+"""The shared model service (``donghaeng.services.model``).
 
 Fast tests check the pieces on their own (request checking, fairness scheduler, usage totals,
 logprobs translation, settings, hub roles).  Slow tests start a real hub with the real service
@@ -23,14 +23,14 @@ import openai
 import pytest
 from hubclient import HubUser
 
-from donghaeng.model_client import TOP_LOGPROBS_DETAIL
-from donghaeng.modelservice.app import legacy_logprobs, upstream_error
-from donghaeng.modelservice.engine import piece_text
-from donghaeng.modelservice.errors import ServiceError
-from donghaeng.modelservice.scheduler import Scheduler
-from donghaeng.modelservice.usage import UsageLog, aggregate, read_usage
-from donghaeng.modelservice.validate import parse_json, validate
-from donghaeng.settings import PACKAGED_MODEL, SettingsError, load_settings
+from donghaeng.toolkit.model_client import TOP_LOGPROBS_DETAIL
+from donghaeng.services.model.app import legacy_logprobs, upstream_error
+from donghaeng.services.model.engine import piece_text
+from donghaeng.services.model.errors import ServiceError
+from donghaeng.services.model.scheduler import Scheduler
+from donghaeng.services.model.usage import UsageLog, aggregate, read_usage
+from donghaeng.services.model.validate import parse_json, validate
+from donghaeng.common.settings import PACKAGED_MODEL, SettingsError, load_settings
 
 HANGUL = re.compile(r"[가-힣]")
 MODEL = "gemma3-270m"
@@ -108,7 +108,7 @@ def test_upstream_context_error_becomes_korean_with_numbers():
     err = upstream_error(400, body.encode(), 4096)
     assert err.reason == "context_length_exceeded"
     message = korean(err.body())
-    # donghaeng.model_client reads these numbers out of the message
+    # donghaeng.toolkit.model_client reads these numbers out of the message
     assert "context length is 4096" in message and "5000 tokens in the prompt" in message
 
 
@@ -130,7 +130,7 @@ def test_legacy_logprobs_keep_ids_and_byte_pieces():
 
 
 def test_a_tampered_engine_source_is_refused_before_it_is_built(tmp_path):
-    from donghaeng.modelservice.build import SDIST_FILE, checked_sdist
+    from donghaeng.services.model.build import SDIST_FILE, checked_sdist
 
     tampered = tmp_path / SDIST_FILE
     tampered.write_bytes(b"not the pinned llama.cpp sources")
@@ -245,8 +245,8 @@ def test_settings_default_catalogue_and_bad_entries(tmp_path):
 
 
 def test_roles_and_ports_register_the_service(tmp_path):
-    from donghaeng.services import internal_ports
-    from donghaeng.roles import hub_roles
+    from donghaeng.hub.services import internal_ports
+    from donghaeng.hub.roles import hub_roles
 
     path = tmp_path / "lab.toml"
     path.write_text(f'[lab]\ndata_dir = "{tmp_path}"\nport = 9000\n' + labharness.COURSES, encoding="utf-8")
@@ -292,10 +292,10 @@ def test_external_openai_engine_is_proxied_with_auth_limits_and_usage(tmp_path):
     from tornado import web
     from tornado.httpserver import HTTPServer
 
-    from donghaeng.modelservice.app import ModelService, make_app
-    from donghaeng.modelservice.config import ServiceConfig
-    from donghaeng.settings import ModelEntry
-    from donghaeng.settings import ModelService as ServiceSettings
+    from donghaeng.services.model.app import ModelService, make_app
+    from donghaeng.services.model.config import ServiceConfig
+    from donghaeng.common.settings import ModelEntry
+    from donghaeng.common.settings import ModelService as ServiceSettings
 
     seen: list[dict] = []
 
@@ -396,7 +396,7 @@ PEOPLE = {
 
 class ServiceLab:
     def __init__(self, lab: labharness.Lab, model: str = MODEL) -> None:
-        from donghaeng.services import internal_ports
+        from donghaeng.hub.services import internal_ports
 
         self.lab = lab
         self.model = model  # the catalogue entry wait_ready watches
@@ -457,8 +457,8 @@ def svc():
         pytest.skip("the lab creates system accounts: run the suite as root (as .ci/run does)")
     if not PACKAGED_MODEL.is_file():
         pytest.skip(f"packaged model missing: {PACKAGED_MODEL} (./lab up installs it)")
-    from donghaeng.modelservice.build import build, is_usable
-    from donghaeng.settings import ModelService
+    from donghaeng.services.model.build import build, is_usable
+    from donghaeng.common.settings import ModelService
 
     binary = ModelService().engine_binary
     if not is_usable(binary):  # the ./lab install step, once
@@ -493,7 +493,7 @@ def test_no_or_bad_token_is_denied_in_korean(svc, headers, status):
 @pytest.mark.slow
 def test_another_services_token_is_denied(svc):
     """A course grader's own hub token is valid, but it is not allowed to use the model service."""
-    pid = subprocess.run(["pgrep", "-f", "donghaeng.grader_server"], capture_output=True, text=True).stdout.split()
+    pid = subprocess.run(["pgrep", "-f", "donghaeng.grading.formgrader"], capture_output=True, text=True).stdout.split()
     tokens = []
     for p in pid:
         environ = Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
@@ -563,7 +563,7 @@ def test_tokenize_korean_with_token_strings(svc):
 
 @pytest.mark.slow
 def test_the_lab_model_client_works_against_the_service(svc):
-    from donghaeng.model_client import ServiceClient
+    from donghaeng.toolkit.model_client import ServiceClient
 
     client = ServiceClient(svc.base, model=MODEL, api_token=svc.users["learner2"].token)
     tokens = client.tokenize("한국어 토큰")
@@ -668,7 +668,7 @@ def test_service_and_engine_run_unprivileged(svc):
     uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
     assert pwd.getpwuid(uid).pw_name == "donghaeng-model"
     parent = int(re.search(r"^PPid:\s+(\d+)", status, re.M).group(1))
-    assert "donghaeng.modelservice" in Path(f"/proc/{parent}/cmdline").read_text()
+    assert "donghaeng.services.model" in Path(f"/proc/{parent}/cmdline").read_text()
     assert Path(f"/proc/{parent}/status").read_text().count(f"\t{uid}\t") >= 1
     assert (svc.state / "run").stat().st_mode & 0o077 == 0  # the engine socket is private
 

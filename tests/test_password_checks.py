@@ -9,10 +9,10 @@ from collections import Counter
 import bcrypt
 import pytest
 
-from donghaeng import cohort as cohort_module
-from donghaeng.auth import FailureBudget, too_many_failures
-from donghaeng.cohort import Cohort
-from donghaeng.roster import Person
+from donghaeng.common import cohort as cohort_module
+from donghaeng.hub.auth import FailureBudget, too_many_failures
+from donghaeng.common.cohort import Cohort
+from donghaeng.common.roster import Person
 
 CHOSEN = Person(login="kimhaneul", name="김하늘", role="learner", courses=("ai-basics",))
 INITIAL = Person(login="leesumin", name="이수민", role="learner", courses=("ai-basics",))

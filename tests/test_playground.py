@@ -16,9 +16,9 @@ import ipywidgets as widgets
 import pytest
 from fakeclients import ExplodingClient, ScriptedClient
 
-from donghaeng import answers, model_client
-from donghaeng.answers import load_answer
-from donghaeng.widgets.playground import (
+from donghaeng.toolkit import answers, model_client
+from donghaeng.toolkit.answers import load_answer
+from donghaeng.toolkit.widgets.playground import (
     HISTORY_LIMIT,
     MSG_AB_TEMPERATURE,
     MSG_ALREADY_SAVED,
@@ -41,7 +41,7 @@ from donghaeng.widgets.playground import (
     missing_parts,
     model_kind_box,
 )
-from donghaeng.widgets.playground import prompt_playground as any_playground
+from donghaeng.toolkit.widgets.playground import prompt_playground as any_playground
 
 
 def prompt_playground(*args, mode: str = "task", **kwargs) -> PromptPlayground:
@@ -49,9 +49,9 @@ def prompt_playground(*args, mode: str = "task", **kwargs) -> PromptPlayground:
     return any_playground(*args, mode=mode, **kwargs)
 
 
-# --- a deterministic stand-in for donghaeng.model_client ---------------------------------------
+# --- a deterministic stand-in for donghaeng.toolkit.model_client ---------------------------------------
 class ModelError(Exception):
-    """Same names as donghaeng.model_client's errors; str() is the Korean message."""
+    """Same names as donghaeng.toolkit.model_client's errors; str() is the Korean message."""
 
 
 class ModelUnavailable(ModelError):
@@ -344,7 +344,7 @@ def test_tokenizer_failure() -> None:
 
 def test_model_client_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing():
-        raise ImportError("No module named 'donghaeng.model_client'")
+        raise ImportError("No module named 'donghaeng.toolkit.model_client'")
 
     monkeypatch.setattr(model_client, "get_client", missing)
     w = prompt_playground()
@@ -462,7 +462,7 @@ def test_every_control_is_labelled() -> None:
 
 
 def test_real_model_client_errors_are_recognised() -> None:
-    real = pytest.importorskip("donghaeng.model_client")  # importing it loads no model
+    real = pytest.importorskip("donghaeng.toolkit.model_client")  # importing it loads no model
     client = FakeClient(fail=real.ModelBusy())
     w = prompt_playground(client=client)
     fill(w)
@@ -475,7 +475,7 @@ def test_real_model_client_errors_are_recognised() -> None:
 
 
 def test_status_while_running_mentions_the_first_slow_start() -> None:
-    from donghaeng.widgets.playground import MSG_FIRST_RUN, MSG_RUNNING
+    from donghaeng.toolkit.widgets.playground import MSG_FIRST_RUN, MSG_RUNNING
 
     seen: list[str] = []
     w = prompt_playground(client=FakeClient(on_piece=lambda i: seen.append(w.message)))
@@ -488,8 +488,8 @@ def test_status_while_running_mentions_the_first_slow_start() -> None:
 
 def test_playground_requests_are_accepted_by_the_model_service():
     """The playground's stop words and settings stay within what the service (and OpenAI) accept."""
-    from donghaeng.modelservice.validate import validate
-    from donghaeng.widgets.playground import STOP
+    from donghaeng.services.model.validate import validate
+    from donghaeng.toolkit.widgets.playground import STOP
 
     request = validate({"model": "gemma3-270m", "prompt": "작업: 인사\n답:", "stop": STOP, "temperature": 1.5,
                         "top_p": 0.1, "max_tokens": 256, "stream": True}, "completions",
@@ -584,7 +584,7 @@ def test_a_graded_playground_starts_with_the_framework_and_saves_its_mode(in_tmp
 
 
 def test_a_model_that_cannot_count_tokens_still_runs() -> None:
-    real = pytest.importorskip("donghaeng.model_client")
+    real = pytest.importorskip("donghaeng.toolkit.model_client")
     client = FakeClient(kind="chat", tokenize_fail=real.TokenizeUnsupported())
     w = any_playground(client=client)
     fill(w)
@@ -619,11 +619,11 @@ def model_service(tmp_path_factory):
     from test_model_service import FakeHubAuth, _free_port
     from tornado.httpserver import HTTPServer
 
-    from donghaeng.modelservice.app import ModelService, make_app
-    from donghaeng.modelservice.build import is_usable
-    from donghaeng.modelservice.config import ServiceConfig
-    from donghaeng.settings import PACKAGED_MODEL, ModelEntry
-    from donghaeng.settings import ModelService as ServiceSettings
+    from donghaeng.services.model.app import ModelService, make_app
+    from donghaeng.services.model.build import is_usable
+    from donghaeng.services.model.config import ServiceConfig
+    from donghaeng.common.settings import PACKAGED_MODEL, ModelEntry
+    from donghaeng.common.settings import ModelService as ServiceSettings
 
     binary = ServiceSettings().engine_binary
     if not (PACKAGED_MODEL.is_file() and is_usable(binary)):
@@ -675,14 +675,14 @@ def model_service(tmp_path_factory):
 
 
 def service_client(base: str, model: str):
-    from donghaeng.model_client import ServiceClient
+    from donghaeng.toolkit.model_client import ServiceClient
 
     return ServiceClient(base, model=model, api_token="learner-token")
 
 
 @pytest.mark.slow
 def test_the_base_model_path_on_the_real_service(model_service: str) -> None:
-    from donghaeng.model_client import MSG_NO_CHAT, ModelError
+    from donghaeng.toolkit.model_client import MSG_NO_CHAT, ModelError
 
     client = service_client(model_service, "gemma3-270m")
     assert client.kind == "base"

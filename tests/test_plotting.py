@@ -1,4 +1,4 @@
-"""donghaeng.plotting: Hangul renders in matplotlib with no missing-glyph warnings."""
+"""donghaeng.toolkit.plotting: Hangul renders in matplotlib with no missing-glyph warnings."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
-from donghaeng import plotting
-from donghaeng.plotting import KoreanFontNotFoundError, korean_font_path, use_korean_font
+from donghaeng.toolkit import plotting
+from donghaeng.toolkit.plotting import KoreanFontNotFoundError, korean_font_path, use_korean_font
 
 HANGUL_SAMPLE = "한글 학습 곡선 손실 감사합니다 안녕하세요"
 

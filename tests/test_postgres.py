@@ -19,11 +19,11 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from donghaeng import database
-from donghaeng.accounts import remove_system_user
-from donghaeng.courses import CourseRunner, StepResult, gradebook_snapshot
-from donghaeng.jupyter_config import write_shared_config
-from donghaeng.settings import Course, Lab, Settings, SettingsError, load_settings
+from donghaeng.common import database
+from donghaeng.common.accounts import remove_system_user
+from donghaeng.grading.courses import CourseRunner, StepResult, gradebook_snapshot
+from donghaeng.deploy.jupyter_config import write_shared_config
+from donghaeng.common.settings import Course, Lab, Settings, SettingsError, load_settings
 import test_sandbox
 from test_sandbox import NORMAL, NOTEBOOK, source_notebook, submit
 

@@ -1,10 +1,10 @@
-"""Finding and masking Korean personal data (donghaeng.privacy)."""
+"""Finding and masking Korean personal data (donghaeng.common.privacy)."""
 
 from __future__ import annotations
 
 import pytest
 
-from donghaeng.privacy import (
+from donghaeng.common.privacy import (
     KIND_LABELS,
     Finding,
     card_luhn_ok,

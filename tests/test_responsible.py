@@ -14,12 +14,12 @@ import pytest
 from fakeclients import ExplodingClient, ScriptedClient
 from nbclient import NotebookClient
 
-from donghaeng import answers, model_client
-from donghaeng.answers import ANSWERS_FILE, load_answer
-from donghaeng.model_client import TokenProb
-from donghaeng.privacy import mask_pii
-from donghaeng.widgets import responsible
-from donghaeng.widgets.responsible import (
+from donghaeng.toolkit import answers, model_client
+from donghaeng.toolkit.answers import ANSWERS_FILE, load_answer
+from donghaeng.toolkit.model_client import TokenProb
+from donghaeng.common.privacy import mask_pii
+from donghaeng.toolkit.widgets import responsible
+from donghaeng.toolkit.widgets.responsible import (
     MAX_WORDS,
     MSG_BIAS_DONE,
     MSG_BIAS_EMPTY_NOTE,
@@ -52,7 +52,7 @@ LETTER = (
 )
 
 
-# --- a deterministic stand-in for donghaeng.model_client ---------------------------------------
+# --- a deterministic stand-in for donghaeng.toolkit.model_client ---------------------------------------
 class ModelError(Exception):
     pass
 
@@ -365,13 +365,13 @@ NOTEBOOK_CELLS = [
     # Guard: any attempt to reach the real model fails loudly instead of loading it.
     '''
     import sys, types
-    _guard = types.ModuleType("donghaeng.model_client")
+    _guard = types.ModuleType("donghaeng.toolkit.model_client")
     _guard.calls = 0
     def _no_model():
         _guard.calls += 1
         raise RuntimeError("the test notebook must not load the real model")
     _guard.get_client = _no_model
-    sys.modules["donghaeng.model_client"] = _guard
+    sys.modules["donghaeng.toolkit.model_client"] = _guard
 
     from dataclasses import dataclass
 
@@ -397,7 +397,7 @@ NOTEBOOK_CELLS = [
             return [TokenProb(i, w, 0.5 / (i + 1)) for i, w in enumerate(["여자", "남자", "친절"])][:top_k]
     ''',
     '''
-    from donghaeng.widgets.playground import prompt_playground
+    from donghaeng.toolkit.widgets.playground import prompt_playground
     pg = prompt_playground(client=FakeClient(), question_id="nb.prompt")
     pg.fields_a.task.value = "고객에게 보낼 인사말을 써 주세요."
     pg.fields_a.context.value = "작은 꽃집이에요."
@@ -407,9 +407,9 @@ NOTEBOOK_CELLS = [
     pg
     ''',
     '''
-    from donghaeng.widgets.responsible import (
+    from donghaeng.toolkit.widgets.responsible import (
         bias_probe, hallucination_check, pii_masking_exercise, remaining_pii)
-    from donghaeng.privacy import mask_pii
+    from donghaeng.common.privacy import mask_pii
     text = "김하늘 010-1234-5678, haneul@example.com"
     pii = pii_masking_exercise("nb.pii", text)
     pii.editor.value = mask_pii(text).replace("김하늘", "[이름]")
@@ -423,8 +423,8 @@ NOTEBOOK_CELLS = [
     display(pii, hc, bp)
     ''',
     '''
-    from donghaeng.answers import load_answer
-    from donghaeng.exercises import Question
+    from donghaeng.toolkit.answers import load_answer
+    from donghaeng.toolkit.exercises import Question
     tokens = ["꽃", "집"]
     q1 = Question("nb.q1", var="tokens", check=lambda v: (len(v) == 2, "토큰이 2개여야 해요."))
     q2 = Question("nb.q2", answer_id="nb.prompt", check=lambda v: (bool(v.get("context")), "맥락을 써 주세요."))

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from donghaeng.accounts import ensure_system_user, remove_system_user
-from donghaeng.certification.eligibility import read_gradebook
-from donghaeng.courses import CourseRunner, NbgraderError
-from donghaeng.home.progress import feedback_html, submissions
-from donghaeng.provision import import_roster, prepare_lab
-from donghaeng.settings import Settings, load_settings
+from donghaeng.common.accounts import ensure_system_user, remove_system_user
+from donghaeng.services.certification.eligibility import read_gradebook
+from donghaeng.grading.courses import CourseRunner, NbgraderError
+from donghaeng.services.home.progress import feedback_html, submissions
+from donghaeng.deploy.provision import import_roster, prepare_lab
+from donghaeng.common.settings import Settings, load_settings
 from labharness import COURSES
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="real system accounts: run as root")
@@ -193,7 +193,7 @@ def test_a_learner_reads_nothing_in_the_checkout_but_the_package(setup):
     assert not (setup.settings.paths.root / "graders" / "calibration").exists()
     # what a learner's server needs still imports, from the same checkout
     imported = as_user(learner, str(Path(os.sys.executable)), "-c",
-                       "import donghaeng.widgets.choice, donghaeng.answers, donghaeng.learner_ext; print('ok')")
+                       "import donghaeng.toolkit.widgets.choice, donghaeng.toolkit.answers, donghaeng.server.extension; print('ok')")
     assert imported.stdout.strip() == "ok", imported.stderr
 
 

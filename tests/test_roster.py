@@ -7,7 +7,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from donghaeng.roster import Person, Problem, RosterError, read_roster
+from donghaeng.common.roster import Person, Problem, RosterError, read_roster
 
 COURSES = {"ai101", "py201"}
 

@@ -23,10 +23,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 
-from donghaeng.accounts import remove_system_user
-from donghaeng.courses import CourseRunner
-from donghaeng.jupyter_config import write_shared_config
-from donghaeng.settings import Autograde, Course, Lab, Settings
+from donghaeng.common.accounts import remove_system_user
+from donghaeng.grading.courses import CourseRunner
+from donghaeng.deploy.jupyter_config import write_shared_config
+from donghaeng.common.settings import Autograde, Course, Lab, Settings
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT, NOTEBOOK = "hw1", "hw1"

@@ -28,7 +28,7 @@ from test_sandbox import (  # noqa: F401 - course is a fixture
     ASSIGNMENT, NORMAL, NOTEBOOK, autograded_text, course, scores, submit,
 )
 
-from donghaeng.courses import CourseRunner, Outcome
+from donghaeng.grading.courses import CourseRunner, Outcome
 
 pytestmark = pytest.mark.slow
 PEEKED = ("/tmp", "/var/tmp", "/dev/shm")
@@ -134,7 +134,7 @@ MARKER = f"open({str(MARK)!r}, 'w').write('ran on the host')\n{ADD}"
 def autograde_without_user_namespaces(runner: CourseRunner) -> dict[str, Outcome]:
     """``CourseRunner.autograde`` where the kernel refuses new user namespaces (user.max_user_namespaces = 0).
 
-    The grader-side run (``python -m donghaeng.courses``, as root's autograde starts it) happens in a user
+    The grader-side run (``python -m donghaeng.grading.courses``, as root's autograde starts it) happens in a user
     namespace that maps every uid to itself, whose limit is set to 0: the launcher's ``unshare`` fails
     with ENOSPC, as on hosts where an admin set it so.
     """
@@ -154,7 +154,7 @@ if child == 0:
     os.setgroups({as_grader['extra_groups']!r})
     os.setgid({entry.pw_gid})
     os.setuid({entry.pw_uid})
-    os.execv(sys.executable, [sys.executable, '-m', 'donghaeng.courses'])
+    os.execv(sys.executable, [sys.executable, '-m', 'donghaeng.grading.courses'])
 os.read(ready[0], 1)
 for name in ('uid_map', 'gid_map'):
     with open(f'/proc/{{child}}/{{name}}', 'w') as f:

@@ -9,8 +9,8 @@ import subprocess
 import docker
 import pytest
 
-from donghaeng.containers import remove_learners
-from donghaeng.image_refs import LEARNER_IMAGE
+from donghaeng.hub.containers import remove_learners
+from donghaeng.deploy.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import running_lab, stop_hub
 from test_exchange import open_and_submit

@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from donghaeng.containers import remove_learners
-from donghaeng.image_refs import LEARNER_IMAGE
+from donghaeng.hub.containers import remove_learners
+from donghaeng.deploy.image_refs import LEARNER_IMAGE
 from hubclient import HubUser
 from labharness import Lab, running_lab, start_hub, stop_hub
 from notebooks import solved

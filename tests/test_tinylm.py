@@ -1,4 +1,4 @@
-"""donghaeng.tinylm: the tiny Korean character model learns, is deterministic and fails kindly."""
+"""donghaeng.toolkit.tinylm: the tiny Korean character model learns, is deterministic and fails kindly."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from donghaeng import tinylm
-from donghaeng.tinylm import (
+from donghaeng.toolkit import tinylm
+from donghaeng.toolkit.tinylm import (
     MSG_UNSTABLE,
     TrainConfig,
     Trainer,

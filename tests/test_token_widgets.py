@@ -13,9 +13,9 @@ import socket
 import pytest
 from fakeclients import ScriptedClient
 
-from donghaeng.model_client import InKernelClient, ServiceClient, TokenProb
-from donghaeng.widgets.next_token import NextTokenViewer, next_token_viewer
-from donghaeng.widgets.tokens import TokenizerExplorer, tokenizer_explorer
+from donghaeng.toolkit.model_client import InKernelClient, ServiceClient, TokenProb
+from donghaeng.toolkit.widgets.next_token import NextTokenViewer, next_token_viewer
+from donghaeng.toolkit.widgets.tokens import TokenizerExplorer, tokenizer_explorer
 
 
 def chip_count(html: str) -> int:

@@ -1,4 +1,4 @@
-"""donghaeng.widgets.trainer: the tiny trainer widget trains, plots, samples, stops and fails kindly."""
+"""donghaeng.toolkit.widgets.trainer: the tiny trainer widget trains, plots, samples, stops and fails kindly."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import warnings
 import ipywidgets as widgets
 import pytest
 
-from donghaeng import tinylm
-from donghaeng.tinylm import known_pair_share
-from donghaeng.widgets import trainer as trainer_widget
-from donghaeng.widgets.trainer import TinyTrainer, tiny_trainer
+from donghaeng.toolkit import tinylm
+from donghaeng.toolkit.tinylm import known_pair_share
+from donghaeng.toolkit.widgets import trainer as trainer_widget
+from donghaeng.toolkit.widgets.trainer import TinyTrainer, tiny_trainer
 
 FEW_STEPS = 150  # enough for visible words; the default (300) is covered by test_tinylm
 
@@ -206,7 +206,7 @@ def test_stop_button_click_reaches_a_real_kernel_while_training(tmp_path):
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
         ids = execute(
-            "from donghaeng.widgets.trainer import tiny_trainer\n"
+            "from donghaeng.toolkit.widgets.trainer import tiny_trainer\n"
             "w = tiny_trainer()\nw.steps.value = 1000\n"
             "print(w.start_button.model_id, w.stop_button.model_id)"
         )

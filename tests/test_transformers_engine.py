@@ -1,7 +1,7 @@
 """``engine = "transformers"``: Hugging Face model folders behind the shared model service.
 
 The folders are made here without a model hub: the packaged GGUF converted by transformers
-(``donghaeng.modelservice.hfconvert``) and a tiny random-weight Gemma 3 with the real tokenizer and a
+(``donghaeng.services.model.hfconvert``) and a tiny random-weight Gemma 3 with the real tokenizer and a
 chat template (fast API-shape checks).  Both are cached under /var/tmp, never in the repository.
 One real lab (hub + service + two transformers workers) serves all slow tests.
 """
@@ -19,7 +19,8 @@ import labharness
 import pytest
 from test_model_service import PEOPLE, ServiceLab, korean
 
-from donghaeng.settings import PACKAGED_MODEL, SettingsError, load_settings
+from donghaeng.common.settings import PACKAGED_MODEL, SettingsError, load_settings
+from donghaeng.toolkit.model_client import TOP_LOGPROBS_DETAIL
 
 CACHE = Path("/var/tmp/donghaeng-hf")
 REAL, TINY = "gemma3-hf", "tiny-chat"
@@ -80,7 +81,7 @@ def hf_folders() -> dict[str, Path]:
     """The packaged GGUF as an HF folder (bf16) and a tiny random model; cached across runs."""
     if not PACKAGED_MODEL.is_file():
         pytest.skip(f"packaged model missing: {PACKAGED_MODEL} (./lab up installs it)")
-    from donghaeng.modelservice.hfconvert import convert_gguf, tiny_random
+    from donghaeng.services.model.hfconvert import convert_gguf, tiny_random
 
     CACHE.mkdir(parents=True, exist_ok=True)
     CACHE.chmod(0o755)
@@ -144,7 +145,9 @@ def test_real_model_completion_and_next_token_logprobs(svc):
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["model"] == REAL and data["usage"]["completion_tokens"] == 1
-    top = data["choices"][0]["logprobs"]["top_logprobs"][0]
+    logprobs = data["choices"][0]["logprobs"]
+    top = logprobs[TOP_LOGPROBS_DETAIL][0]  # the lab's extension: ids kept, best first
+    assert logprobs["top_logprobs"][0] == {t["token"]: t["logprob"] for t in reversed(top)}  # OpenAI's map
     assert len(top) == 5 and all(isinstance(t["id"], int) and t["logprob"] <= 0 for t in top)
     assert [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
     assert 0 < sum(math.exp(t["logprob"]) for t in top) <= 1.0001
@@ -160,7 +163,7 @@ def test_streaming_with_logprobs_and_usage(svc):
     choices = [c["choices"][0] for c in chunks if c.get("choices")]
     assert len(choices) >= 4 and all(c["model"] == TINY for c in chunks)
     tokens = [t for c in choices for t in (c["logprobs"] or {}).get("tokens", [])]
-    assert len(tokens) == 8 and all(len(top) == 2 for c in choices for top in c["logprobs"]["top_logprobs"])
+    assert len(tokens) == 8 and all(len(top) == 2 for c in choices for top in c["logprobs"][TOP_LOGPROBS_DETAIL])
     offsets = [o for c in choices for o in c["logprobs"]["text_offset"]]
     assert offsets == sorted(offsets) and offsets[0] == 0     # one running offset across the chunks
     assert chunks[-1]["usage"]["completion_tokens"] == 8
@@ -193,7 +196,7 @@ def test_tokenize_korean_round_trips(svc):
 
 @pytest.mark.slow
 def test_the_lab_model_client_works_against_the_transformers_engine(svc):
-    from donghaeng.model_client import ServiceClient
+    from donghaeng.toolkit.model_client import ServiceClient
 
     client = ServiceClient(svc.base, model=REAL, api_token=svc.users["learner2"].token)
     assert "".join(t.text for t in client.tokenize("한국어 토큰")) == "한국어 토큰"

@@ -5,8 +5,8 @@ Both return a :class:`~donghaeng.grading.report.Report`; a test cell ends with
 the cell's value, so nbgrader gives partial credit (see docs/decisions.md).
 """
 
-from .report import Line, Report
-from .rubric import Rubric, RubricError, grade_prompt, load_rubric
-from .widget_answers import grade_answers
+from donghaeng.grading.report import Line, Report
+from donghaeng.grading.rubric import Rubric, RubricError, grade_prompt, load_rubric
+from donghaeng.grading.widget_answers import grade_answers
 
 __all__ = ["Line", "Report", "Rubric", "RubricError", "grade_answers", "grade_prompt", "load_rubric"]

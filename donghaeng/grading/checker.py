@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..answers import ANSWERS_FILE
+from donghaeng.toolkit.answers import ANSWERS_FILE
 
 __all__ = ["MAX_LITERAL_CHARS", "error_output", "parse_literal", "run_check"]
 

@@ -20,7 +20,7 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, Overw
 from nbgrader.utils import is_locked
 from traitlets import Unicode
 
-from .twophase import is_test_cell
+from donghaeng.grading.twophase import is_test_cell
 
 __all__ = ["HideTestsInFeedback", "ReleasedOverwriteCells"]
 

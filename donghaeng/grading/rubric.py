@@ -27,7 +27,7 @@ Checks (all deterministic, no model involved):
 * ``runs``: the saved answer's ``field`` (a playground's ``runs``) is at least ``min_count``;
 * ``hangul``: Hangul is at least ``min_share`` of the letters (a Korean prompt);
 * ``length``: between ``min_chars`` and ``max_chars`` characters;
-* ``no_pii``: :func:`donghaeng.privacy.find_pii` finds nothing (of ``pii_kinds``, default all);
+* ``no_pii``: :func:`donghaeng.common.privacy.find_pii` finds nothing (of ``pii_kinds``, default all);
   with ``allow_landlines`` an area-code phone number (``02-…``, ``031-…``: a shop's or an office's
   landline) is business information and allowed, while mobile and safe numbers still count.
 
@@ -54,9 +54,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..privacy import KIND_LABELS, find_pii
-from ..settings import REPO_ROOT
-from .report import Line, Report
+from donghaeng.common.privacy import KIND_LABELS, find_pii
+from donghaeng.common.settings import REPO_ROOT
+from donghaeng.grading.report import Line, Report
 
 __all__ = ["RUBRICS_DIR", "Criterion", "Rubric", "RubricError", "grade_prompt", "grade_text", "load_rubric"]
 

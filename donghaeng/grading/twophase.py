@@ -45,11 +45,11 @@ from nbgrader.preprocessors import Execute
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Enum, Integer
 
-from ..answers import ANSWERS_FILE
-from ..sandbox import SandboxKernelManager, SandboxUnavailable
-from ..sandbox_docker import DockerKernelManager, available as docker_available
-from ..settings import Autograde
-from .checker import LiteralError, error_output, parse_literal
+from donghaeng.toolkit.answers import ANSWERS_FILE
+from donghaeng.grading.sandbox import SandboxKernelManager, SandboxUnavailable
+from donghaeng.grading.sandbox_docker import DockerKernelManager, available as docker_available
+from donghaeng.common.settings import Autograde
+from donghaeng.grading.checker import LiteralError, error_output, parse_literal
 
 __all__ = ["SandboxedTwoPhaseExecute", "TwoPhaseExecute", "is_test_cell", "kernel_environment", "names_read"]
 
@@ -267,12 +267,12 @@ class SandboxedTwoPhaseExecute(TwoPhaseExecute):
     """Two-phase autograde with the learner's kernel sandboxed: the autograde preprocessor of every course.
 
     nbgrader's ``Execute.__init__`` pins ``kernel_manager_class``; this picks it from :attr:`sandbox` (set
-    per course from lab.toml's ``[autograde] sandbox``, see :func:`donghaeng.courses.autograde_config`).
+    per course from lab.toml's ``[autograde] sandbox``, see :func:`donghaeng.grading.courses.autograde_config`).
     """
 
     sandbox = Enum(["auto", "docker", "process"], default_value=Autograde().sandbox, config=True, help=(
         "Where the learner's kernel runs: 'docker' (a throw-away container of the grader image), 'process' "
-        "(donghaeng.sandbox's namespaces and limits) or 'auto' (docker when the engine and image are there)."))
+        "(donghaeng.grading.sandbox's namespaces and limits) or 'auto' (docker when the engine and image are there)."))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

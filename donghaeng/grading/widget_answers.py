@@ -25,10 +25,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..answers import load_all
-from ..exercises import MSG_CHECK_FAILED, MSG_NO_WIDGET_ANSWER
-from .report import Line, Report
-from .rubric import Rubric, grade_prompt
+from donghaeng.toolkit.answers import load_all
+from donghaeng.toolkit.exercises import MSG_CHECK_FAILED, MSG_NO_WIDGET_ANSWER
+from donghaeng.grading.report import Line, Report
+from donghaeng.grading.rubric import Rubric, grade_prompt
 
 __all__ = ["grade_answers", "match_fraction"]
 

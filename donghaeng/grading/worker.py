@@ -1,7 +1,7 @@
 """A long-lived ``nbgrader autograde``: one process grades many submissions, one after another.
 
 ``python -m donghaeng.grading.worker ASSIGNMENT`` runs in the course folder as the course's grader
-account (see :meth:`donghaeng.courses.CourseRunner.autograde`).  It reads one student id per line
+account (see :meth:`donghaeng.grading.courses.CourseRunner.autograde`).  It reads one student id per line
 on stdin and answers each with one JSON line ``{"student", "ok", "log"}`` on stdout, after nbgrader's
 own :class:`~nbgrader.converters.Autograde` converter has graded that student's submission, exactly
 as ``nbgrader autograde ASSIGNMENT --student ID --force`` would (same config files, preprocessors

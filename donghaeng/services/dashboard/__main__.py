@@ -1,0 +1,3 @@
+from donghaeng.services.dashboard.app import main
+
+main()

@@ -1,0 +1,3 @@
+from donghaeng.services.exchange.app import main
+
+main()

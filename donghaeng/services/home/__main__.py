@@ -1,0 +1,3 @@
+from donghaeng.services.home.app import main
+
+main()

@@ -1,0 +1,3 @@
+from donghaeng.services.model.app import main
+
+main()
