@@ -9,7 +9,9 @@ import pytest
 
 import pgharness
 from hubclient import HubUser
-from labharness import Lab, running_lab
+from labharness import ARTIFACTS, Lab, running_lab
+
+HUB_LOG = ARTIFACTS / "hub.log"
 
 PEOPLE = {
     "learner": ("김하늘", "learner", "ai-basics"),
@@ -88,7 +90,12 @@ def kernel_client():
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Keep each phase's report on the test item, so fixtures can react to a failure."""
+    """Keep each phase's report on the test item, so fixtures can react to a failure; a failure also shows
+    the hub's last error lines (CI prints the report, not the artifacts)."""
     report = yield
     setattr(item, f"report_{report.when}", report)
+    if report.failed and HUB_LOG.is_file():
+        errors = [line for line in HUB_LOG.read_text(errors="replace").splitlines() if line.startswith("[E ")]
+        if errors:
+            report.sections.append(("hub.log errors (last 20)", "\n".join(errors[-20:])))
     return report
