@@ -67,6 +67,19 @@ def keyboard_login(page, login: str, password: str) -> None:
         page.keyboard.press("Enter")
 
 
+def keyboard_new_password(page, lab, login: str) -> None:
+    """Choose the first password on the change form with the keyboard alone (the field has autofocus);
+    *lab* remembers it, as ``HubUser.logged_in`` expects."""
+    new = f"{login}-Pw-2026"
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'new_password'")
+    page.keyboard.type(new)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "confirm_password"
+    page.keyboard.type(new)
+    page.keyboard.press("Enter")
+    lab.passwords[login] = new
+
+
 def run_all_cells(page, user, path: str, timeout: float = 180) -> None:
     """Run every cell once the notebook's kernel is up (cells run before that are silently dropped)."""
     deadline = time.monotonic() + timeout
@@ -118,15 +131,7 @@ def test_first_login_changes_the_password_and_opens_korean_jupyterlab(lab, page)
         keyboard_login(page, login, lab.passwords[login])
         expect(page.locator("h1#pw-title")).to_contain_text("새 비밀번호 정하기")
         page.screenshot(path=str(ARTIFACTS / "change-password.png"), full_page=True)
-        # keyboard only here too: the new-password field has autofocus
-        page.wait_for_function(
-            "document.activeElement && document.activeElement.id === 'new_password'")
-        page.keyboard.type(new)
-        page.keyboard.press("Tab")
-        assert page.evaluate("document.activeElement.id") == "confirm_password"
-        page.keyboard.type(new)
-        page.keyboard.press("Enter")
-        lab.passwords[login] = new
+        keyboard_new_password(page, lab, login)
     else:
         keyboard_login(page, login, new)
 

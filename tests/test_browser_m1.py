@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from labharness import ARTIFACTS, running_lab
-from test_browser import CHROMIUM, browser, keyboard_login, page  # noqa: F401  (fixtures)
+from test_browser import CHROMIUM, browser, keyboard_login, keyboard_new_password, page  # noqa: F401  (fixtures)
 from test_learner_journey import focus_by_tab, wait_for_notebook
 
 from donghaeng.deploy.jupyter_config import LEARNER_CSS
@@ -93,13 +93,7 @@ def test_m1_by_mouse_and_keyboard_to_full_marks(m1_lab, page):
     page.goto(f"{lab.url}/hub/login")
     keyboard_login(page, login, lab.passwords[login])
     expect(page.locator("h1#pw-title")).to_contain_text("새 비밀번호 정하기")
-    new = f"{login}-Pw-2026"
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'new_password'")
-    page.keyboard.type(new)
-    page.keyboard.press("Tab")
-    page.keyboard.type(new)
-    page.keyboard.press("Enter")
-    lab.passwords[login] = new
+    keyboard_new_password(page, lab, login)
 
     # the learner home: Tab to 시작하기, Enter
     page.wait_for_url(re.compile(r"/services/home/"), timeout=60_000)

@@ -289,21 +289,22 @@ def test_missing_image_gives_the_build_hint(lab, users):
         _restart_with(lab, original)
 
 
-def test_a_start_docker_refuses_is_not_called_docker_down(lab, users, dockerd):
-    """Docker answers but refuses (here: the learners' network is gone): the learner is not told that
-    Docker is unreachable, and the admin's log carries Docker's reason."""
+def test_a_start_docker_refuses_is_not_called_docker_down(lab, users):
+    """Docker answers but refuses (here: an admin typed 4M for 4G, under Docker's minimum): the learner is
+    not told that Docker is unreachable, and the admin's log carries Docker's reason."""
     for who in users.values():
         who.stop()
     log = ARTIFACTS / "hub.log"
+    original = lab.settings_path.read_text(encoding="utf-8")
+    _restart_with(lab, original + '\n[containers.limits.learner]\nmemory = "4M"\n')
     size = log.stat().st_size
-    dockerd.networks.get(lab.settings.containers.network).remove()
     try:
         message = _failed_spawn_message(lab, "late")
         assert START_FAILED in message and DAEMON_DOWN not in message
         logged = log.read_bytes()[size:].decode(errors="replace")
-        assert "Docker refused to start" in logged and lab.settings.containers.network in logged
+        assert "Docker refused to start" in logged and "Minimum memory limit" in logged, logged[-2000:]
     finally:
-        _restart_with(lab)  # makes the network again
+        _restart_with(lab, original)
 
 
 def test_docker_down_gives_a_korean_page_and_the_hub_keeps_running(lab):

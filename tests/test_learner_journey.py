@@ -18,7 +18,7 @@ import pytest
 
 from a11y import axe_violations, describe, hangul_share
 from labharness import ARTIFACTS
-from test_browser import CHROMIUM, browser, page  # noqa: F401  (fixtures)
+from test_browser import CHROMIUM, browser, keyboard_new_password, page  # noqa: F401  (fixtures)
 
 COURSE, ASSIGNMENT = "ai-basics", "m1-first-steps"
 NOTEBOOK = f"{COURSE}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
@@ -191,13 +191,7 @@ def test_keyboard_only_login_home_start_submit(released, tablet):
     page.keyboard.press("Enter")
     page.locator("h1#pw-title").or_(page.locator("article.card")).first.wait_for(timeout=60_000)
     if page.locator("h1#pw-title").is_visible():  # first login: choose a password, by keyboard
-        new = f"{login}-Pw-2026"
-        page.wait_for_function("document.activeElement && document.activeElement.id === 'new_password'")
-        page.keyboard.type(new)
-        page.keyboard.press("Tab")
-        page.keyboard.type(new)
-        page.keyboard.press("Enter")
-        lab.passwords[login] = new
+        keyboard_new_password(page, lab, login)
     page.wait_for_url(re.compile(r"/services/home/"), timeout=60_000)
     focus_by_tab(page, "a.skip")  # the first stop is the skip link
     focus_by_tab(page, "a.button.start")
