@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -209,6 +210,30 @@ def test_source_notebook_is_valid(nb: Nb):
     # An answers file in the source folder would be released to learners and, worse, copied over
     # every learner's own file by autograde.
     assert not (nb.path.parent / ANSWERS_FILE).exists()
+
+# A beginner's pace, as learners of the pilot classes need it: new material read at 250 characters a minute,
+# 3 minutes for each cell they run and answer (read the tool, pick, save, check), 5 for each written answer,
+# half a minute to run each check cell.
+READ_CHARS_PER_MINUTE, MINUTES_PER_ACTIVITY, MINUTES_PER_WRITTEN, MINUTES_PER_CHECK = 250, 3, 5, 0.5
+
+
+def paced_minutes(nb: Nb) -> float:
+    cells = read_nb(nb.path).cells
+    reading = sum(len(c.source) for c in cells if c.cell_type == "markdown") / READ_CHARS_PER_MINUTE
+    written = sum(1 for c in cells if c.cell_type == "markdown" and nbg_meta(c).get("solution"))
+    checks = sum(1 for c in cells if c.cell_type == "code" and nbg_meta(c).get("grade") and not nbg_meta(c).get("solution"))
+    activities = sum(1 for c in cells if c.cell_type == "code") - checks
+    return reading + MINUTES_PER_ACTIVITY * activities + MINUTES_PER_WRITTEN * written + MINUTES_PER_CHECK * checks
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=str)
+def test_stated_time_is_a_beginners_pace_and_the_schedule_agrees(nb: Nb):
+    """A learner who is told 45 minutes and needs an hour feels slow: the time the notebook states (and the
+    learner home shows, from schedule.toml) is at least what a beginner's pace needs."""
+    stated = int(re.search(r"예상 시간: \*\*약 (\d+)분\*\*", read_nb(nb.path).cells[0].source).group(1))
+    schedule = tomllib.loads((REPO / "assignments" / nb.course / "schedule.toml").read_text(encoding="utf-8"))
+    assert schedule[nb.assignment]["minutes"] == stated, "schedule.toml and the notebook state the same time"
+    assert stated >= paced_minutes(nb), f"{nb}: {stated} minutes stated, a beginner needs {paced_minutes(nb):.0f}"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=str)

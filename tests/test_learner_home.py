@@ -106,7 +106,7 @@ def test_home_shows_the_released_module_before_start(released, learner):
     page = home_page(learner)
     assert "한지수님, 반가워요" in page and "모두를 위한 AI 기초" in page
     assert "AI 첫걸음" in page and "시작 전" in page
-    assert "3월 12일 (금) 오후 6:00" in page and "약 45분" in page
+    assert "3월 12일 (금) 오후 6:00" in page and "약 50분" in page
     assert "일 잘하는 AI 활용" not in page  # not released yet
     assert "도움 요청 보기" not in page  # learners get no trainer view
     links = start_links(page)
