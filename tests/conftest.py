@@ -95,7 +95,8 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     if report.failed and HUB_LOG.is_file():
-        errors = [line for line in HUB_LOG.read_text(errors="replace").splitlines() if line.startswith("[E ")]
+        errors = [line for line in HUB_LOG.read_text(errors="replace").splitlines()
+                  if line.startswith(("[E ", "donghaeng:"))]  # JupyterHub's errors, the lab's start-up notes
         if errors:
             report.sections.append(("hub.log errors (last 20)", "\n".join(errors[-20:])))
     return report
