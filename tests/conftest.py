@@ -88,14 +88,21 @@ def kernel_client():
     return client
 
 
+def pytest_runtest_setup(item):
+    item.hub_log_start = HUB_LOG.stat().st_size if HUB_LOG.is_file() else 0
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item, so fixtures can react to a failure; a failure also shows
     the hub's last error lines (CI prints the report, not the artifacts)."""
     report = yield
     setattr(item, f"report_{report.when}", report)
-    if report.failed and HUB_LOG.is_file():
-        errors = [line for line in HUB_LOG.read_text(errors="replace").splitlines()
+    if report.failed and HUB_LOG.is_file():  # only what hubs wrote while this test ran
+        with HUB_LOG.open("rb") as log:
+            log.seek(getattr(item, "hub_log_start", 0))
+            written = log.read().decode(errors="replace")
+        errors = [line for line in written.splitlines()
                   if line.startswith(("[E ", "donghaeng:"))]  # JupyterHub's errors, the lab's start-up notes
         if errors:
             report.sections.append(("hub.log errors (last 20)", "\n".join(errors[-20:])))

@@ -40,8 +40,8 @@ from test_assignments import (
 
 MODULES = [("ai-basics", "m1-first-steps"), ("ai-basics", "m2-work-smarter"), ("ai-basics", "m3-prompting"),
            ("ai-basics", "m4-responsible-ai"), ("ai-basics", "m5-keep-growing"),
-           # TTT: T1 and T4 have two autograded questions, so one lucky pick alone is 40 %; they are left out
-           ("ttt", "t2-running-the-lab"), ("ttt", "t3-grading-calibration")]
+           ("ttt", "t1-class-design"), ("ttt", "t2-running-the-lab"), ("ttt", "t3-grading-calibration"),
+           ("ttt", "t4-teach-back")]
 NO_SKILL_LIMIT = 0.40
 FILLER_TEXT = "가나다라마바사아자차카타파하가나다라마바사"  # any 20 characters
 
