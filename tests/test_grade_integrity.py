@@ -82,6 +82,8 @@ def integrity_notebook() -> nbformat.NotebookNode:
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [
         new_markdown_cell("`add` 함수를 쓰고, 토큰 수를 `tokens`에 적고, 보기에서 답을 골라 저장해 보세요."),
+        new_code_cell(f"QUESTION_OPTIONS = {[WRONG_CHOICE, RIGHT_CHOICE]!r}\nprint('보기를 하나 골라 주세요')",  # folded, as questions are
+                      metadata={"jupyter": {"source_hidden": True}}),
         new_code_cell("### BEGIN SOLUTION\n" + RIGHT + "\n### END SOLUTION",
                       metadata={"nbgrader": {**META, "grade_id": "answer", "solution": True, "grade": False}}),
         *(new_code_cell(source, metadata={"nbgrader": {**META, "grade_id": grade_id, "solution": False,
@@ -176,6 +178,7 @@ def test_graded_notebook_says_why_in_korean_and_feedback_hides_the_tests(graded)
     for secret in ("add(10, 5) == 15", "tokens == 6", RIGHT_CHOICE, "Traceback (most recent call last)"):
         assert secret not in html, secret
     assert "확인 코드는 보여 드리지 않아요" in html
+    assert "QUESTION_OPTIONS" not in html and "보기를 하나 골라 주세요" in html, "folded code left out, output kept"
 
 
 def test_learner_code_cannot_read_what_grades_it(graded):

@@ -46,7 +46,8 @@ class ReleasedOverwriteCells(OverwriteCells):
 
 
 class HideTestsInFeedback(NbGraderPreprocessor):
-    """Replace each test cell's code by a Korean note in the learner's feedback; keep its outputs."""
+    """Replace each test cell's code by a Korean note in the learner's feedback and leave out the code of
+    folded cells; keep their outputs."""
 
     placeholder = Unicode(
         "# 확인 코드는 보여 드리지 않아요. 아래에 나온 결과와 설명을 읽어 주세요.",
@@ -59,4 +60,7 @@ class HideTestsInFeedback(NbGraderPreprocessor):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     output["traceback"] = [str(output.get("evalue", ""))]
+        elif cell.metadata.get("jupyter", {}).get("source_hidden"):
+            # folded in the notebook (the code that builds a question): folded in feedback too, outputs kept
+            cell.metadata.setdefault("transient", {})["remove_source"] = True
         return cell, resources
