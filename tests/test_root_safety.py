@@ -23,6 +23,7 @@ from donghaeng.common.accounts import ensure_system_user, remove_system_user
 from donghaeng.services.certification.eligibility import read_gradebook
 from donghaeng.grading.courses import CourseRunner, NbgraderError
 from donghaeng.services.home.progress import feedback_html, submissions
+from donghaeng.deploy.checkout import CheckoutError, protect_checkout
 from donghaeng.deploy.provision import import_roster, prepare_lab
 from donghaeng.common.settings import Settings, load_settings
 from labharness import COURSES
@@ -195,6 +196,19 @@ def test_a_learner_reads_nothing_in_the_checkout_but_the_package(setup):
     imported = as_user(learner, str(Path(os.sys.executable)), "-c",
                        "import donghaeng.toolkit.widgets.choice, donghaeng.toolkit.answers, donghaeng.server.extension; print('ok')")
     assert imported.stdout.strip() == "ok", imported.stderr
+
+
+def test_a_checkout_below_a_kernels_private_tmp_is_refused_before_anything_changes():
+    """Grading kernels each see an empty /var/tmp (and /tmp …) of their own: a checkout there could never grade an
+    answer, so `./lab` and `donghaeng up` stop with the reason instead of starting a lab where every answer scores 0."""
+    checkout = Path(tempfile.mkdtemp(prefix="donghaeng-lab-", dir="/var/tmp"))
+    try:
+        (checkout / "assignments").mkdir(mode=0o755)
+        with pytest.raises(CheckoutError, match="채점 커널은 저마다 비어 있는 /var/tmp"):
+            protect_checkout(checkout)
+        assert (checkout / "assignments").stat().st_mode & 0o777 == 0o755, "nothing was changed"
+    finally:
+        shutil.rmtree(checkout)
 
 
 def test_the_grader_reads_the_rubrics_but_not_the_calibration_grades(setup):

@@ -29,6 +29,7 @@ from donghaeng.services import classprepare
 from donghaeng.common.cohort import Cohort
 from donghaeng.grading.courses import CourseRunner, NbgraderError, StepResult
 from donghaeng.deploy.images import images_app
+from donghaeng.deploy.checkout import CheckoutError
 from donghaeng.deploy.provision import ProvisionError, import_roster, prepare_lab
 from donghaeng.common.roster import RosterError, read_roster
 from donghaeng.common.settings import REPO_ROOT, SETTINGS_ENV, SPAWNER_ENV, Settings, SettingsError, load_settings
@@ -172,7 +173,7 @@ def up(
     settings = _settings(settings_path)
     try:
         report = prepare_lab(settings, demo=demo)
-    except (ProvisionError, RosterError) as e:
+    except (ProvisionError, RosterError, CheckoutError) as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from e
     except NbgraderError as e:

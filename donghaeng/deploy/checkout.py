@@ -18,15 +18,33 @@ import grp
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 from donghaeng.common.settings import REPO_ROOT
+from donghaeng.grading.sandbox_launcher import PRIVATE_TMP
 
 SERVICES_GROUP = "donghaeng-services"
 # The package and its metadata (image names are read from pyproject.toml): no answers in either.
 LEARNER_READABLE = ("donghaeng", "pyproject.toml")
 SERVICES_READABLE = ("graders", "hub")
 ROOT_ONLY = ("graders/calibration",)
+
+
+class CheckoutError(Exception):
+    """The checkout cannot serve the lab where it is."""
+
+
+def check_location(root: Path) -> None:
+    """Grading kernels each see an empty private ``/tmp`` (and ``/var/tmp`` …): a checkout below one of those
+    folders would be invisible to them, and every autograded answer would fail to import the widgets."""
+    resolved = root.resolve()
+    for folder in PRIVATE_TMP:
+        if resolved.is_relative_to(folder):
+            raise CheckoutError(
+                f"동행랩 폴더({resolved})가 {folder} 아래에 있어요. 채점 커널은 저마다 비어 있는 {folder}를 보기 때문에 "
+                f"여기서는 채점할 수 없어요. /opt나 /srv 같은 곳에 받아 주세요. / The checkout is below {folder}, which "
+                f"each grading kernel sees as its own empty folder: clone it elsewhere, e.g. /opt or /srv.")
 
 
 def services_gid() -> int | None:
@@ -67,6 +85,7 @@ def share_with_services(top: Path, gid: int) -> None:
 
 def protect_checkout(root: Path = REPO_ROOT) -> None:
     """Apply the rules above to the checkout at *root* (root only; idempotent, a fraction of a second)."""
+    check_location(root)
     gid = ensure_services_group()
     # Listable: where the package is found through a plain sys.path entry (the images' install), Python's
     # import system lists this folder, and 0711 would hide the package. The entries' own modes protect them.
@@ -88,4 +107,7 @@ def protect_checkout(root: Path = REPO_ROOT) -> None:
 
 
 if __name__ == "__main__":
-    protect_checkout()
+    try:
+        protect_checkout()
+    except CheckoutError as e:
+        sys.exit(str(e))
