@@ -47,7 +47,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from donghaeng.toolkit import answers, exercises
 from donghaeng.grading.courses import autograde_config
-from donghaeng.grading.twophase import SandboxedTwoPhaseExecute
+from donghaeng.grading.twophase import SandboxedTwoPhaseExecute, is_test_cell
 from donghaeng.grading.sandbox import SandboxKernelManager
 from donghaeng.common.settings import Autograde
 from donghaeng.toolkit.answers import ANSWERS_FILE, AnswersFileError, load_all, load_answer, save_answer
@@ -221,7 +221,7 @@ def paced_minutes(nb: Nb) -> float:
     cells = read_nb(nb.path).cells
     reading = sum(len(c.source) for c in cells if c.cell_type == "markdown") / READ_CHARS_PER_MINUTE
     written = sum(1 for c in cells if c.cell_type == "markdown" and nbg_meta(c).get("solution"))
-    checks = sum(1 for c in cells if c.cell_type == "code" and nbg_meta(c).get("grade") and not nbg_meta(c).get("solution"))
+    checks = sum(1 for c in cells if is_test_cell(c))
     activities = sum(1 for c in cells if c.cell_type == "code") - checks
     return reading + MINUTES_PER_ACTIVITY * activities + MINUTES_PER_WRITTEN * written + MINUTES_PER_CHECK * checks
 

@@ -11,7 +11,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import docker
 import httpx
@@ -277,34 +277,35 @@ def _failed_spawn_message(lab, key: str) -> str:
     return events[-1]["message"]
 
 
-def test_missing_image_gives_the_build_hint(lab, users):
+def _failed_spawn_with_settings(lab, users, change: Callable[[str], str]) -> str:
+    """Every server stopped and the hub restarted on lab.toml as *change* makes it: what "late" is told when
+    their server fails to start.  lab.toml and the hub are restored afterwards."""
     for who in users.values():
         who.stop()
     original = lab.settings_path.read_text(encoding="utf-8")
-    _restart_with(lab, original.replace("[containers]\n", '[containers]\nimage = "donghaeng/no-such-image:0"\n'))
+    _restart_with(lab, change(original))
     try:
-        message = _failed_spawn_message(lab, "late")
-        assert "이미지가 아직 준비되지 않았어요" in message and "donghaeng images build learner" in message
+        return _failed_spawn_message(lab, "late")
     finally:
         _restart_with(lab, original)
+
+
+def test_missing_image_gives_the_build_hint(lab, users):
+    message = _failed_spawn_with_settings(
+        lab, users, lambda toml: toml.replace("[containers]\n", '[containers]\nimage = "donghaeng/no-such-image:0"\n'))
+    assert "이미지가 아직 준비되지 않았어요" in message and "donghaeng images build learner" in message
 
 
 def test_a_start_docker_refuses_is_not_called_docker_down(lab, users):
     """Docker answers but refuses (here: an admin typed 4M for 4G, under Docker's minimum): the learner is
     not told that Docker is unreachable, and the admin's log carries Docker's reason."""
-    for who in users.values():
-        who.stop()
     log = ARTIFACTS / "hub.log"
-    original = lab.settings_path.read_text(encoding="utf-8")
-    _restart_with(lab, original + '\n[containers.limits.learner]\nmemory = "4M"\n')
     size = log.stat().st_size
-    try:
-        message = _failed_spawn_message(lab, "late")
-        assert START_FAILED in message and DAEMON_DOWN not in message
-        logged = log.read_bytes()[size:].decode(errors="replace")
-        assert "Docker refused to start" in logged and "Minimum memory limit" in logged, logged[-2000:]
-    finally:
-        _restart_with(lab, original)
+    message = _failed_spawn_with_settings(
+        lab, users, lambda toml: toml + '\n[containers.limits.learner]\nmemory = "4M"\n')
+    assert START_FAILED in message and DAEMON_DOWN not in message
+    logged = log.read_bytes()[size:].decode(errors="replace")
+    assert "Docker refused to start" in logged and "Minimum memory limit" in logged, logged[-2000:]
 
 
 def test_docker_down_gives_a_korean_page_and_the_hub_keeps_running(lab):
